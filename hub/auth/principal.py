@@ -1,0 +1,74 @@
+"""Who is calling: the partner behind a verified access token, and what it may do on this request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.auth.keys import KeyStore
+from hub.auth.models import access_token
+from hub.auth.scopes import parse
+from hub.auth.tokens import InvalidToken, decode_access_token
+from hub.config import Settings
+from hub.partners.models import oauth_client, partner
+from hub.partners.service import Partner
+
+
+@dataclass(frozen=True)
+class Principal:
+    partner: Partner
+    client_pk: int
+    client_id: str
+    jti: str
+    # token scopes ∩ the client's ceiling as it stands now (an operator may have lowered it since issue).
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+async def authenticate(
+    conn: AsyncConnection, raw_token: str, *, settings: Settings, keys: KeyStore, now: int
+) -> Principal:
+    """Verify the token and re-read its revocation, client and partner state: one statement per request."""
+    token = decode_access_token(raw_token, keys, issuer=settings.issuer, audience=settings.audience, now=now)
+    row = (
+        await conn.execute(
+            select(
+                access_token.c.revoked_at,
+                oauth_client.c.id.label("client_pk"),
+                oauth_client.c.client_id,
+                oauth_client.c.status.label("client_status"),
+                oauth_client.c.allowed_scopes,
+                partner.c.id.label("partner_pk"),
+                partner.c.public_id,
+                partner.c.name,
+                partner.c.kind,
+                partner.c.status.label("partner_status"),
+            )
+            .join(oauth_client, oauth_client.c.id == access_token.c.client_pk)
+            .join(partner, partner.c.id == oauth_client.c.partner_id)
+            .where(access_token.c.jti == token.jti)
+        )
+    ).one_or_none()
+    if row is None or row.client_id != token.client_id:
+        raise InvalidToken("the access token is not known to this hub")
+    if row.revoked_at is not None:
+        raise InvalidToken("the access token has been revoked")
+    if row.client_status != "active" or row.partner_status != "active":
+        raise InvalidToken("the client or its partner is not active")
+    return Principal(
+        partner=Partner(
+            id=row.partner_pk,
+            public_id=row.public_id,
+            name=row.name,
+            kind=row.kind,
+            status=row.partner_status,
+        ),
+        client_pk=row.client_pk,
+        client_id=row.client_id,
+        jti=token.jti,
+        scopes=token.scopes & parse(row.allowed_scopes),
+    )

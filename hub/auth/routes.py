@@ -1,0 +1,105 @@
+"""HTTP endpoints of the authorization server: token, revocation, introspection, metadata and keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InsecureTransportError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from hub.auth.keys import ALGORITHM
+from hub.auth.scopes import PARTNER_SCOPES
+from hub.auth.server import GRANT_TYPES, TOKEN_AUTH_METHODS, HubAuthorizationServer, StarletteOAuth2Request
+from hub.state import Hub
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=_NO_STORE)
+
+
+async def _read_form(request: Request) -> dict[str, str] | JSONResponse:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return _oauth_error(400, "invalid_request", "send parameters as application/x-www-form-urlencoded")
+    form = await request.form()
+    values: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if key in values:  # RFC 6749 §3.2: parameters MUST NOT be included more than once
+            return _oauth_error(400, "invalid_request", f"parameter {key!r} repeated")
+        if not isinstance(value, str):
+            return _oauth_error(400, "invalid_request", "file uploads are not accepted")
+        values[key] = value
+    return values
+
+
+async def _respond(request: Request, endpoint: str | None) -> Response:
+    form = await _read_form(request)
+    if isinstance(form, JSONResponse):
+        return form
+    hub: Hub = request.app.state.hub
+    try:
+        oauth_request = StarletteOAuth2Request(request, form)
+    except InsecureTransportError:
+        return _oauth_error(400, "insecure_transport", "OAuth requests must use https (or a loopback address)")
+
+    def run(conn: Any) -> Response:
+        server = HubAuthorizationServer(hub.settings, hub.keys, hub.clock, conn)
+        if endpoint is None:
+            return server.create_token_response(oauth_request)  # type: ignore[no-any-return]
+        return server.create_endpoint_response(endpoint, oauth_request)  # type: ignore[no-any-return]
+
+    async with hub.db.write() as conn:
+        return await conn.run_sync(run)
+
+
+async def token(request: Request) -> Response:
+    return await _respond(request, None)
+
+
+async def revoke(request: Request) -> Response:
+    return await _respond(request, "revocation")
+
+
+async def introspect(request: Request) -> Response:
+    return await _respond(request, "introspection")
+
+
+async def metadata(request: Request) -> Response:
+    """RFC 8414 authorization server metadata."""
+    hub: Hub = request.app.state.hub
+    issuer = hub.settings.issuer
+    return JSONResponse(
+        {
+            "issuer": issuer,
+            "token_endpoint": f"{issuer}/oauth/token",
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "revocation_endpoint": f"{issuer}/oauth/revoke",
+            "introspection_endpoint": f"{issuer}/oauth/introspect",
+            "grant_types_supported": GRANT_TYPES,
+            "response_types_supported": [],
+            "scopes_supported": sorted(PARTNER_SCOPES),
+            "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+            "revocation_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+            "introspection_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+            "access_token_signing_alg_values_supported": [ALGORITHM],
+            "service_documentation": f"{issuer}/graphql",
+        }
+    )
+
+
+async def jwks(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    return JSONResponse(hub.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+routes = [
+    Route("/oauth/token", token, methods=["POST"]),
+    Route("/oauth/revoke", revoke, methods=["POST"]),
+    Route("/oauth/introspect", introspect, methods=["POST"]),
+    Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+    Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+]

@@ -1,0 +1,298 @@
+"""The `hub` command line for the operator. Commands that create something print it for people and, with
+`--json`, as one JSON object for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub import migrate
+from hub.config import Settings
+from hub.errors import DomainError
+from hub.state import Hub
+
+T = TypeVar("T")
+
+app = typer.Typer(help="hub: the partner-integration hub for pharmacy membership coalitions.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+partner_app = typer.Typer(help="Partners (pharmacy chains, insurers, gyms, ...).", no_args_is_help=True)
+client_app = typer.Typer(help="OAuth clients of partners.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo coalition.", no_args_is_help=True)
+keys_app = typer.Typer(help="Access-token signing keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(partner_app, name="partner")
+app.add_typer(client_app, name="client")
+app.add_typer(demo_app, name="demo")
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _run(work: Callable[[Hub], Awaitable[T]]) -> T:
+    """Run one command against the database and report domain errors as a clean non-zero exit."""
+    hub = Hub.create(_settings())
+
+    async def main() -> T:
+        try:
+            return await work(hub)
+        finally:
+            await hub.db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as exc:
+        err.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+def _emit(as_json: bool, data: dict[str, Any], title: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return
+    # Plain lines, never a table: secrets must not be truncated or wrapped, whatever the terminal width.
+    console.print(f"[bold]{title}[/bold]")
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        console.print(f"  {key.ljust(width)}  {value}", soft_wrap=True, highlight=False)
+
+
+# -- db ---------------------------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations (the only way the schema is built)."""
+    settings = _settings()
+    migrate.upgrade(settings.database_url, revision)
+    console.print(f"database at revision {migrate.current(settings.database_url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database."""
+    console.print(migrate.current(_settings().database_url) or "(empty)")
+
+
+# -- partners and clients ---------------------------------------------------------------------------------------
+@partner_app.command("create")
+def partner_create(
+    name: Annotated[str, typer.Option(help="The partner's name")],
+    kind: Annotated[str, typer.Option(help="pharmacy_chain, insurer, gym, clinic or other")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create a partner."""
+    from hub.partners import service
+
+    async def work(hub: Hub) -> service.Partner:
+        async with hub.db.write() as conn:
+            return await service.create_partner(conn, name=name, kind=kind, now=hub.clock.now())
+
+    created = _run(work)
+    _emit(as_json, {"id": created.public_id, "name": created.name, "kind": created.kind}, "partner created")
+
+
+@partner_app.command("list")
+def partner_list(as_json: JsonOption = False) -> None:
+    """List partners."""
+    from hub.partners import service
+
+    async def work(hub: Hub) -> list[service.Partner]:
+        async with hub.db.read() as conn:
+            return await service.list_partners(conn)
+
+    found = _run(work)
+    rows = [{"id": p.public_id, "name": p.name, "kind": p.kind, "status": p.status} for p in found]
+    if as_json:
+        sys.stdout.write(json.dumps({"partners": rows}, ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "name", "kind", "status", title="partners")
+    for r in rows:
+        table.add_row(*r.values())
+    console.print(table)
+
+
+@client_app.command("create")
+def client_create(
+    partner: Annotated[str, typer.Option(help="The partner's id (ptn_...)")],
+    scopes: Annotated[str, typer.Option(help="Space-separated scopes: the client's ceiling")],
+    auth_method: Annotated[
+        str, typer.Option(help="client_secret_basic, client_secret_post or private_key_jwt")
+    ] = "client_secret_basic",
+    jwks: Annotated[
+        Path | None, typer.Option(help="JWK Set file of the client's public keys (private_key_jwt)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A label for the client")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an OAuth client for a partner. The secret is printed once and stored only as a hash."""
+    from hub.partners import service
+
+    key_set = json.loads(jwks.read_text()) if jwks else None
+
+    async def work(hub: Hub) -> service.NewClient:
+        async with hub.db.write() as conn:
+            return await service.create_client(
+                conn,
+                partner_public_id=partner,
+                scopes=frozenset(scopes.split()),
+                auth_method=auth_method,
+                jwks=key_set,
+                name=name,
+                now=hub.clock.now(),
+            )
+
+    created = _run(work)
+    data = {
+        "client_id": created.client_id,
+        "client_secret": created.client_secret,
+        "partner_id": created.partner_public_id,
+        "scopes": " ".join(sorted(created.scopes)),
+        "auth_method": created.auth_method,
+    }
+    _emit(as_json, data, "client created: the secret is shown only now")
+
+
+# -- demo -------------------------------------------------------------------------------------------------------
+@demo_app.command("seed")
+def demo_seed(
+    members: Annotated[int, typer.Option(help="How many members to create")] = 300,
+    as_json: JsonOption = False,
+) -> None:
+    """Seed the demo coalition into an empty database and print the demo clients' credentials."""
+    from hub import demo
+
+    settings = _settings()
+
+    async def work(hub: Hub) -> list[demo.DemoClient]:
+        async with hub.db.write() as conn:
+            if await demo.is_seeded(conn):
+                err.print("[yellow]the database already has partners; not seeding[/yellow]")
+                raise typer.Exit(1)
+            return await demo.seed(conn, now=hub.clock.now(), members_count=members)
+
+    clients = _run(work)
+    demo.save_credentials(settings.demo_credentials_file, clients)
+    _print_demo_clients(clients, as_json)
+
+
+def _print_demo_clients(clients: list[Any], as_json: bool) -> None:
+    from dataclasses import asdict
+
+    if as_json:
+        sys.stdout.write(json.dumps({"clients": [asdict(c) for c in clients]}, ensure_ascii=False) + "\n")
+        return
+    for c in clients:
+        _emit(
+            False,
+            {
+                "partner_id": c.partner_id,
+                "client_id": c.client_id,
+                "client_secret": c.client_secret,
+                "scopes": c.scopes,
+            },
+            f"{c.partner_name} ({c.kind})",
+        )
+
+
+# -- keys -------------------------------------------------------------------------------------------------------
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Start signing with a new key; older keys keep verifying the tokens they signed."""
+    from hub.auth.keys import KeyStore
+
+    key = KeyStore(_settings().keys_dir).rotate()
+    console.print(f"new signing key {key.kid}")
+
+
+@keys_app.command("prune")
+def keys_prune() -> None:
+    """Remove keys that have not signed anything for longer than the longest token lifetime."""
+    from hub.auth.keys import KeyStore
+
+    settings = _settings()
+    removed = KeyStore(settings.keys_dir).prune(older_than_seconds=settings.access_token_ttl + 60)
+    console.print(f"removed {len(removed)} key(s)")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the keys in the JWKS; the last one signs."""
+    from hub.auth.keys import KeyStore
+
+    for key in KeyStore(_settings().keys_dir).jwks()["keys"]:  # type: ignore[attr-defined]
+        console.print(key["kid"])
+
+
+# -- serve ------------------------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    demo: Annotated[bool, typer.Option("--demo", help="Migrate, seed the demo coalition if empty, print it")] = False,
+) -> None:
+    """Serve the hub (GraphQL at /graphql, OAuth at /oauth/*)."""
+    import uvicorn
+
+    if not os.environ.get("HUB_ISSUER"):
+        # Tokens name their issuer; without configuration that is the address we serve on.
+        os.environ["HUB_ISSUER"] = f"http://{host}:{port}"
+    settings = _settings()
+    if demo:
+        _prepare_demo(settings)
+    console.print(f"hub serving on http://{host}:{port}  (GraphQL: http://{host}:{port}/graphql)")
+    uvicorn.run(
+        "hub.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
+    )
+
+
+def _prepare_demo(settings: Settings) -> None:
+    from hub import demo
+
+    migrate.upgrade(settings.database_url)
+
+    async def work(hub: Hub) -> list[demo.DemoClient] | None:
+        async with hub.db.write() as conn:
+            if await demo.is_seeded(conn):
+                return None
+            return await demo.seed(conn, now=hub.clock.now())
+
+    clients = _run(work)
+    if clients is not None:
+        demo.save_credentials(settings.demo_credentials_file, clients)
+    else:
+        clients = demo.load_credentials(settings.demo_credentials_file)
+    if clients:
+        _print_demo_clients(clients, as_json=False)
+        console.print(
+            "get a token:  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials "
+            f"{settings.issuer}/oauth/token"
+        )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,63 @@
+"""Settings, read once from environment variables. Every variable and its default is listed in README.md."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite:///var/hub.sqlite3"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    issuer: str = "http://127.0.0.1:8000"
+    env: str = "development"
+    keys_dir: Path = Path("var/keys")
+    demo_credentials_file: Path = Path("var/demo-credentials.json")
+    access_token_ttl: int = 600
+    default_phone_region: str = "CN"
+    db_pool_size: int = 10
+    graphql_max_depth: int = 10
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.env not in ("development", "production"):
+            raise ValueError(f"HUB_ENV must be 'development' or 'production', got {self.env!r}")
+        if not 60 <= self.access_token_ttl <= 900:
+            # RFC 9068 tokens are bearer credentials that cannot be recalled from a cache: keep them short.
+            raise ValueError("HUB_ACCESS_TOKEN_TTL must be between 60 and 900 seconds")
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def audience(self) -> str:
+        """The resource server's identifier: tokens minted for the GraphQL API carry it as `aud`."""
+        return self.issuer.rstrip("/") + "/graphql"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("HUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            issuer=(os.environ.get("HUB_ISSUER") or "http://127.0.0.1:8000").rstrip("/"),
+            env=os.environ.get("HUB_ENV") or "development",
+            keys_dir=Path(os.environ.get("HUB_KEYS_DIR") or "var/keys"),
+            demo_credentials_file=Path(os.environ.get("HUB_DEMO_CREDENTIALS_FILE") or "var/demo-credentials.json"),
+            access_token_ttl=_int("HUB_ACCESS_TOKEN_TTL", 600),
+            default_phone_region=os.environ.get("HUB_DEFAULT_PHONE_REGION") or "CN",
+            db_pool_size=_int("HUB_DB_POOL_SIZE", 10),
+        )

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, UniqueConstraint
+
+from hub.db import BigId, Json, UtcDateTime, metadata
+
+CONSENT_STATUSES = ("AWAITING_AUTHORISATION", "AUTHORISED", "REJECTED", "REVOKED", "EXPIRED")
+
+# The member's current consent to one partner. Every change bumps `version` and appends a consent_event,
+# so the row is the state and the event log is the proof.
+consent = Table(
+    "consent",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("public_id", String(40), nullable=False, unique=True),
+    Column("member_id", BigId, ForeignKey("member.id"), nullable=False),
+    Column("partner_id", BigId, ForeignKey("partner.id"), nullable=False, index=True),
+    Column("status", String(30), nullable=False),
+    Column("permissions", Json, nullable=False),
+    Column("purposes", Json, nullable=False),
+    Column("policy_version", String(40), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("data_window_from", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("member_id", "partner_id"),
+)
+
+# Append-only: rows are inserted, never updated or deleted (the migration installs triggers that refuse both).
+consent_event = Table(
+    "consent_event",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("consent_id", BigId, ForeignKey("consent.id"), nullable=False, index=True),
+    Column("kind", String(30), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("permissions", Json, nullable=False),
+    Column("previous_permissions", Json, nullable=True),
+    Column("evidence", Json, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,151 @@
+"""The database layer: one metadata, engines for SQLite and PostgreSQL, and the two ways to touch data.
+
+`Database.read()` hands out an autocommit connection (one statement, one snapshot, no BEGIN/ROLLBACK round
+trips). `Database.write()` is one short transaction; on SQLite it begins IMMEDIATE so that a transaction that
+reads and then writes takes the write lock up front instead of failing with SQLITE_BUSY on the upgrade.
+Code that is synchronous by nature (authlib's server core) runs inside a write transaction through
+`AsyncConnection.run_sync`, so there is one engine and one driver per backend; only alembic opens a sync engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    Integer,
+    MetaData,
+    TypeDecorator,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+_WRITE = "hub_write"
+
+
+def backend(url: str) -> str:
+    name = make_url(url).get_backend_name()
+    if name not in _ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database {name!r}: use sqlite:/// or postgresql://")
+    return name
+
+
+def async_url(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername=_ASYNC_DRIVERS[backend(url)]).render_as_string(hide_password=False)
+
+
+def sync_url(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername=_SYNC_DRIVERS[backend(url)]).render_as_string(hide_password=False)
+
+
+def _prepare_sqlite(engine: Engine) -> None:
+    """Take transaction control away from pysqlite so that BEGIN is ours (SQLAlchemy's documented recipe)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
+
+
+def _engine_kwargs(url: str, pool_size: int) -> dict[str, Any]:
+    if backend(url) == "sqlite":
+        return {}
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": False}
+
+
+def create_sync_engine(url: str, *, pooled: bool = True) -> Engine:
+    kwargs: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+    engine = create_engine(sync_url(url), **kwargs)
+    if backend(url) == "sqlite":
+        _prepare_sqlite(engine)
+    return engine
+
+
+class Database:
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.backend = backend(url)
+        self.engine: AsyncEngine = create_async_engine(async_url(url), **_engine_kwargs(url, pool_size))
+        if self.backend == "sqlite":
+            _prepare_sqlite(self.engine.sync_engine)
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._writer = self.engine.execution_options(**{_WRITE: True})
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._reader.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        async with self._writer.begin() as conn:
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite would otherwise hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")

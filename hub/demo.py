@@ -1,0 +1,139 @@
+"""The demo coalition: a pharmacy chain, an insurer and a gym, each with a client, and a few hundred members.
+
+Members are enrolled through the same service partners use, so the demo data obeys every rule real data does:
+a pharmacy enrols everyone, and the insurer and gym enrol some of the same people by phone, which links them to
+the existing hub member instead of creating a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.consent.service import Evidence
+from hub.errors import DomainError
+from hub.members import service as members
+from hub.partners import service as partners
+from hub.partners.models import partner
+
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+_GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+]
+
+DEMO_PARTNERS = [
+    (
+        "Kangjian Pharmacy",
+        "pharmacy_chain",
+        "member:read member:enroll points:read points:earn points:redeem "
+        "points:reverse purchases:write purchases:read consent:read consent:request settlement:read webhooks:manage",
+        "DEMO-PH",
+        1.0,
+    ),
+    (
+        "Ping'an Health Insurance",
+        "insurer",
+        "member:read member:enroll points:read points:grant activity:write "
+        "purchases:read consent:read consent:request settlement:read webhooks:manage",
+        "DEMO-IN",
+        0.4,
+    ),
+    (
+        "Leap Fitness",
+        "gym",
+        "member:read member:enroll points:read points:grant activity:write consent:read "
+        "consent:request webhooks:manage",
+        "DEMO-GY",
+        0.3,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class DemoClient:
+    partner_id: str
+    partner_name: str
+    kind: str
+    client_id: str
+    client_secret: str
+    scopes: str
+
+
+async def is_seeded(conn: AsyncConnection) -> bool:
+    return bool(await conn.scalar(select(func.count()).select_from(partner)))
+
+
+async def seed(
+    conn: AsyncConnection, *, now: datetime, members_count: int = 300, rng_seed: int = 7
+) -> list[DemoClient]:
+    rng = random.Random(rng_seed)
+    clients: list[DemoClient] = []
+    created = []
+    for name, kind, scope, _prefix, _share in DEMO_PARTNERS:
+        p = await partners.create_partner(conn, name=name, kind=kind, now=now)
+        c = await partners.create_client(conn, partner_public_id=p.public_id, scopes=frozenset(scope.split()), now=now)
+        assert c.client_secret is not None
+        clients.append(DemoClient(p.public_id, p.name, kind, c.client_id, c.client_secret, scope))
+        created.append(p)
+
+    for i in range(members_count):
+        phone = f"+86138{rng.randrange(10**8):08d}"
+        name = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
+        birthday = date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28))
+        for p, (_n, _k, _s, prefix, share) in zip(created, DEMO_PARTNERS, strict=True):
+            if rng.random() >= share:
+                continue
+            enrolment = members.Enrolment(
+                external_id=f"{prefix}-{i + 1:05d}",
+                phone=phone,
+                name=name,
+                birthday=birthday,
+                permissions=["member:read", "points:read", "points:earn", "points:redeem", "purchases:read"],
+                evidence=Evidence(policy_version="2026-01", channel="POS", actor=f"partner:{p.public_id}"),
+            )
+            try:
+                async with conn.begin_nested():
+                    await members.enrol(conn, p.id, enrolment, now=now, default_region="CN")
+            except DomainError:
+                continue  # a random phone collided with an earlier member under another external id
+    return clients
+
+
+def save_credentials(path: Path, clients: list[DemoClient]) -> None:
+    """Keep the demo secrets (demo only!) so `make run` can show them again; the hub itself stores hashes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump([asdict(c) for c in clients], handle, indent=2, ensure_ascii=False)
+
+
+def load_credentials(path: Path) -> list[DemoClient]:
+    if not path.exists():
+        return []
+    return [DemoClient(**c) for c in json.loads(path.read_text())]

@@ -1,0 +1,238 @@
+"""Members and identity federation.
+
+One hub member, many partners. Each partner knows the member by a pairwise id of its own (`member_link`), so two
+partners cannot join their data on a shared identifier, and a partner can only ever reach members it is linked to
+*and* who have an active consent with it. Every read below takes the calling partner and applies that rule in
+SQL, so "not linked", "not consented" and "does not exist" all look the same: nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Select, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.consent import service as consents
+from hub.consent.models import consent
+from hub.errors import DomainError
+from hub.events import outbox
+from hub.ids import new_id
+from hub.members.models import member, member_link
+from hub.members.phone import normalise
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A member as one partner may see it. `member_id` is internal and must never be serialised."""
+
+    member_id: int
+    pairwise_id: str
+    external_id: str | None
+    name: str | None
+    birthday: date | None
+    member_since: datetime
+    permissions: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    external_id: str
+    phone: str
+    name: str | None
+    birthday: date | None
+    permissions: list[str]
+    evidence: consents.Evidence
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    member: MemberView
+    linked_existing: bool
+
+
+def _visible(partner_id: int, now: datetime) -> Select[tuple[object, ...]]:
+    return (
+        select(
+            member.c.id.label("member_id"),
+            member_link.c.pairwise_id,
+            member_link.c.external_id,
+            member.c.name,
+            member.c.birthday,
+            member_link.c.created_at.label("member_since"),
+            consent.c.permissions,
+        )
+        .select_from(member_link)
+        .join(member, member.c.id == member_link.c.member_id)
+        .join(
+            consent,
+            (consent.c.member_id == member_link.c.member_id) & (consent.c.partner_id == member_link.c.partner_id),
+        )
+        .where(member_link.c.partner_id == partner_id, member.c.status == "active", consents.is_active(now))
+    )
+
+
+def _view(row: object) -> MemberView:
+    return MemberView(
+        member_id=row.member_id,  # type: ignore[attr-defined]
+        pairwise_id=row.pairwise_id,  # type: ignore[attr-defined]
+        external_id=row.external_id,  # type: ignore[attr-defined]
+        name=row.name,  # type: ignore[attr-defined]
+        birthday=row.birthday,  # type: ignore[attr-defined]
+        member_since=row.member_since,  # type: ignore[attr-defined]
+        permissions=frozenset(row.permissions),  # type: ignore[attr-defined]
+    )
+
+
+async def by_pairwise_id(conn: AsyncConnection, partner_id: int, pairwise_id: str, now: datetime) -> MemberView | None:
+    row = (await conn.execute(_visible(partner_id, now).where(member_link.c.pairwise_id == pairwise_id))).one_or_none()
+    return None if row is None else _view(row)
+
+
+async def by_external_id(conn: AsyncConnection, partner_id: int, external_id: str, now: datetime) -> MemberView | None:
+    row = (await conn.execute(_visible(partner_id, now).where(member_link.c.external_id == external_id))).one_or_none()
+    return None if row is None else _view(row)
+
+
+@dataclass(frozen=True)
+class Page:
+    members: list[MemberView]
+    has_next: bool
+
+
+def encode_cursor(pairwise_id: str) -> str:
+    return base64.urlsafe_b64encode(pairwise_id.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise DomainError("INVALID_CURSOR", "the cursor is not one this API returned", "after") from exc
+
+
+async def page(conn: AsyncConnection, partner_id: int, now: datetime, *, first: int, after: str | None) -> Page:
+    """Members in pairwise-id order: stable across pages, and it reveals nothing about enrolment order."""
+    if not 0 <= first <= MAX_PAGE:
+        raise DomainError("INVALID_INPUT", f"first must be between 0 and {MAX_PAGE}", "first")
+    query = _visible(partner_id, now).order_by(member_link.c.pairwise_id).limit(first + 1)
+    if after:
+        query = query.where(member_link.c.pairwise_id > decode_cursor(after))
+    rows = (await conn.execute(query)).all()
+    return Page(members=[_view(r) for r in rows[:first]], has_next=len(rows) > first)
+
+
+def _validate(enrolment: Enrolment, default_region: str, today: date) -> tuple[str, frozenset[str]]:
+    if not enrolment.external_id.strip() or len(enrolment.external_id) > 100:
+        raise DomainError("INVALID_INPUT", "externalId must be 1 to 100 characters", "externalId")
+    if enrolment.name is not None and len(enrolment.name) > 200:
+        raise DomainError("INVALID_INPUT", "name must be at most 200 characters", "name")
+    if enrolment.birthday is not None and not date(1900, 1, 1) <= enrolment.birthday <= today:
+        raise DomainError("INVALID_INPUT", "birthday must be a past date after 1900", "birthday")
+    phone = normalise(enrolment.phone, default_region)
+    permissions = consents.validate_permissions(enrolment.permissions, "consent.permissions")
+    consents.validate_evidence(enrolment.evidence, "consent")
+    return phone, permissions
+
+
+async def enrol(
+    conn: AsyncConnection,
+    partner_id: int,
+    enrolment: Enrolment,
+    *,
+    now: datetime,
+    default_region: str,
+) -> Enrolled:
+    """Enrol a member at a partner, linking the hub member who already has this phone instead of duplicating."""
+    phone, permissions = _validate(enrolment, default_region, now.date())
+    taken = await conn.scalar(
+        select(member_link.c.id).where(
+            member_link.c.partner_id == partner_id, member_link.c.external_id == enrolment.external_id
+        )
+    )
+    if taken is not None:
+        raise DomainError("EXTERNAL_ID_TAKEN", "this externalId is already enrolled", "externalId")
+
+    existing = (
+        await conn.execute(
+            select(member.c.id, member.c.name, member.c.birthday).where(
+                member.c.phone == phone, member.c.status == "active"
+            )
+        )
+    ).one_or_none()
+    if existing is None:
+        member_id = await conn.scalar(
+            insert(member)
+            .values(name=enrolment.name, phone=phone, birthday=enrolment.birthday, status="active", created_at=now)
+            .returning(member.c.id)
+        )
+        assert member_id is not None
+    else:
+        member_id = existing.id
+        # The hub profile belongs to the member; a partner may fill gaps in it but not overwrite it.
+        fill = {
+            key: value
+            for key, value in (("name", enrolment.name), ("birthday", enrolment.birthday))
+            if value is not None and getattr(existing, key) is None
+        }
+        if fill:
+            await conn.execute(update(member).where(member.c.id == member_id).values(**fill))
+
+    await _link(conn, partner_id, member_id, enrolment.external_id, now)
+    await consents.grant(
+        conn,
+        member_id=member_id,
+        partner_id=partner_id,
+        permissions=permissions,
+        evidence=enrolment.evidence,
+        now=now,
+    )
+    await outbox.record(
+        conn,
+        "member.enrolled",
+        now=now,
+        member_id=member_id,
+        partner_id=partner_id,
+        payload={"externalId": enrolment.external_id, "linkedExisting": existing is not None},
+    )
+    view = await _own_view(conn, partner_id, member_id, now)
+    return Enrolled(member=view, linked_existing=existing is not None)
+
+
+async def _link(conn: AsyncConnection, partner_id: int, member_id: int, external_id: str, now: datetime) -> None:
+    link = (
+        await conn.execute(
+            select(member_link.c.id, member_link.c.external_id).where(
+                member_link.c.partner_id == partner_id, member_link.c.member_id == member_id
+            )
+        )
+    ).one_or_none()
+    if link is None:
+        await conn.execute(
+            insert(member_link).values(
+                member_id=member_id,
+                partner_id=partner_id,
+                pairwise_id=new_id("mbr", 16),
+                external_id=external_id,
+                created_at=now,
+            )
+        )
+    elif link.external_id is None:
+        # Known to the partner through consent alone until now; the till enrolment gives it its own id.
+        await conn.execute(update(member_link).where(member_link.c.id == link.id).values(external_id=external_id))
+    else:
+        raise DomainError(
+            "MEMBER_ALREADY_ENROLLED",
+            "this member is already enrolled with you under another externalId",
+            "phone",
+        )
+
+
+async def _own_view(conn: AsyncConnection, partner_id: int, member_id: int, now: datetime) -> MemberView:
+    row = (await conn.execute(_visible(partner_id, now).where(member.c.id == member_id))).one()
+    return _view(row)

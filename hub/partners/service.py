@@ -1,0 +1,130 @@
+"""Partners and their OAuth clients: the operator creates them; partners authenticate as them."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.auth import scopes as scope_catalogue
+from hub.errors import DomainError
+from hub.ids import new_id, secret_hash
+from hub.partners.models import AUTH_METHODS, PARTNER_KINDS, client_secret, oauth_client, partner
+
+SECRET_PREFIX = "hub_cs_"  # noqa: S105 (a prefix that lets secret scanners spot leaks)
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: int
+    public_id: str
+    name: str
+    kind: str
+    status: str
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client_id: str
+    partner_public_id: str
+    scopes: frozenset[str]
+    auth_method: str
+    client_secret: str | None  # shown once, never stored in clear
+
+
+def _partner(row: Any) -> Partner:
+    return Partner(id=row.id, public_id=row.public_id, name=row.name, kind=row.kind, status=row.status)
+
+
+async def create_partner(conn: AsyncConnection, *, name: str, kind: str, now: datetime) -> Partner:
+    name = name.strip()
+    if not name:
+        raise DomainError("INVALID_INPUT", "a partner needs a name", "name")
+    if kind not in PARTNER_KINDS:
+        raise DomainError("INVALID_INPUT", f"kind must be one of {', '.join(PARTNER_KINDS)}", "kind")
+    taken = await conn.scalar(select(func.count()).select_from(partner).where(partner.c.name == name))
+    if taken:
+        raise DomainError("NAME_TAKEN", f"a partner named {name!r} exists already", "name")
+    public_id = new_id("ptn", 9)
+    row = (
+        await conn.execute(
+            insert(partner)
+            .values(public_id=public_id, name=name, kind=kind, status="active", created_at=now)
+            .returning(partner)
+        )
+    ).one()
+    return _partner(row)
+
+
+async def get_partner(conn: AsyncConnection, public_id: str) -> Partner | None:
+    row = (await conn.execute(select(partner).where(partner.c.public_id == public_id))).one_or_none()
+    return None if row is None else _partner(row)
+
+
+async def list_partners(conn: AsyncConnection) -> list[Partner]:
+    rows = await conn.execute(select(partner).order_by(partner.c.id))
+    return [_partner(r) for r in rows]
+
+
+def new_client_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_client(
+    conn: AsyncConnection,
+    *,
+    partner_public_id: str,
+    scopes: frozenset[str],
+    now: datetime,
+    name: str | None = None,
+    auth_method: str = "client_secret_basic",
+    jwks: dict[str, Any] | None = None,
+) -> NewClient:
+    owner = await get_partner(conn, partner_public_id)
+    if owner is None:
+        raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner_public_id!r}", "partner")
+    if not scopes:
+        raise DomainError("INVALID_INPUT", "a client needs at least one scope", "scopes")
+    try:
+        scope_catalogue.validate_partner_scopes(scopes)
+    except scope_catalogue.ScopeError as exc:
+        raise DomainError("INVALID_SCOPE", str(exc), "scopes") from exc
+    if auth_method not in AUTH_METHODS:
+        raise DomainError("INVALID_INPUT", f"auth method must be one of {', '.join(AUTH_METHODS)}", "authMethod")
+    if auth_method == "private_key_jwt" and not (jwks and jwks.get("keys")):
+        raise DomainError("INVALID_INPUT", "private_key_jwt needs the client's public JWK Set", "jwks")
+
+    client_id = new_id("hub_ci", 12)
+    client_pk = await conn.scalar(
+        insert(oauth_client)
+        .values(
+            client_id=client_id,
+            partner_id=owner.id,
+            name=name or f"{owner.name} client",
+            allowed_scopes=scope_catalogue.format_scopes(scopes),
+            auth_method=auth_method,
+            jwks=jwks if auth_method == "private_key_jwt" else None,
+            status="active",
+            created_at=now,
+        )
+        .returning(oauth_client.c.id)
+    )
+    secret = None
+    if auth_method != "private_key_jwt":
+        secret = new_client_secret()
+        await conn.execute(
+            insert(client_secret).values(
+                client_pk=client_pk, secret_hash=secret_hash(secret), hint=secret[-4:], created_at=now
+            )
+        )
+    return NewClient(
+        client_id=client_id,
+        partner_public_id=owner.public_id,
+        scopes=scopes,
+        auth_method=auth_method,
+        client_secret=secret,
+    )

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from strawberry.types import Info as _Info
+
+from hub.auth.principal import Principal
+from hub.state import Hub
+
+
+@dataclass
+class Context:
+    hub: Hub
+    principal: Principal | None
+    now: datetime  # one instant per request: every check in it sees the same time
+
+    @property
+    def partner_id(self) -> int:
+        assert self.principal is not None, "resolvers behind a scope check always have a principal"
+        return self.principal.partner.id
+
+
+Info = _Info[Context, None]

@@ -1,0 +1,215 @@
+"""GraphQL for members: enrolment, lookups and the partner's member list."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+from sqlalchemy.exc import IntegrityError
+
+from hub.consent.service import CHANNELS, Evidence
+from hub.errors import DomainError
+from hub.members import service
+from hub.members.service import MemberView
+from hub.schema.context import Info
+from hub.schema.permissions import consented, scoped
+
+
+@strawberry.enum
+class MemberErrorCode(Enum):
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_PHONE = "INVALID_PHONE"
+    INVALID_CURSOR = "INVALID_CURSOR"
+    EXTERNAL_ID_TAKEN = "EXTERNAL_ID_TAKEN"
+    MEMBER_ALREADY_ENROLLED = "MEMBER_ALREADY_ENROLLED"
+
+
+@strawberry.type
+class MemberError:
+    field: str | None
+    message: str
+    code: MemberErrorCode
+
+    @classmethod
+    def of(cls, error: DomainError) -> MemberError:
+        return cls(field=error.field, message=error.message, code=MemberErrorCode[error.code])
+
+
+@strawberry.enum(description="Where the member gave consent")
+class ConsentChannel(Enum):
+    POS = "POS"
+    APP = "APP"
+    WEB = "WEB"
+    PAPER = "PAPER"
+    IMPORT = "IMPORT"
+
+
+assert {c.value for c in ConsentChannel} == set(CHANNELS)
+
+
+@strawberry.federation.type(keys=["id"], description="A member, as the calling partner sees it.")
+class Member:
+    id: strawberry.ID = strawberry.field(description="Your pairwise id for this member (no other partner has it)")
+    external_id: str | None = strawberry.field(description="Your own id for this member, if you enrolled them")
+    member_since: dt.datetime = strawberry.field(description="When this member was linked to you")
+    member_id: strawberry.Private[int]
+    consented_permissions: strawberry.Private[frozenset[str]]
+    profile_name: strawberry.Private[str | None]
+    profile_birthday: strawberry.Private[dt.date | None]
+
+    @strawberry.field(extensions=consented("member:read"))
+    def name(self) -> str | None:
+        return self.profile_name
+
+    @strawberry.field(extensions=consented("member:read"))
+    def birthday(self) -> dt.date | None:
+        return self.profile_birthday
+
+    @classmethod
+    def of(cls, view: MemberView) -> Member:
+        return cls(
+            id=strawberry.ID(view.pairwise_id),
+            external_id=view.external_id,
+            member_since=view.member_since,
+            member_id=view.member_id,
+            consented_permissions=view.permissions,
+            profile_name=view.name,
+            profile_birthday=view.birthday,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member | None:
+        # Federation entities are a path to member data like any other: same scope, same consent rule.
+        principal = info.context.principal
+        if principal is None or not principal.has("member:read"):
+            return None
+        return await _by_pairwise_id(info, str(id))
+
+
+async def _by_pairwise_id(info: Info, pairwise_id: str) -> Member | None:
+    ctx = info.context
+    async with ctx.hub.db.read() as conn:
+        view = await service.by_pairwise_id(conn, ctx.partner_id, pairwise_id, ctx.now)
+    return None if view is None else Member.of(view)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class MemberEdge:
+    cursor: str
+    node: Member
+
+
+@strawberry.type
+class MemberConnection:
+    edges: list[MemberEdge]
+    page_info: PageInfo
+
+
+@strawberry.input
+class ConsentInput:
+    permissions: list[str] = strawberry.field(description="Scopes the member agreed to share with you")
+    policy_version: str = strawberry.field(description="The version of the privacy policy the member was shown")
+    channel: ConsentChannel
+
+
+@strawberry.input
+class EnrollMemberInput:
+    external_id: str
+    phone: str
+    name: str | None = None
+    birthday: dt.date | None = None
+    consent: ConsentInput
+
+
+@strawberry.type
+class EnrollMemberPayload:
+    member: Member | None
+    linked_existing: bool
+    errors: list[MemberError]
+
+
+@strawberry.type
+class MemberQueries:
+    @strawberry.field(extensions=scoped("member:read"), description="A member by your pairwise id.")
+    async def member(self, info: Info, id: strawberry.ID) -> Member | None:
+        return await _by_pairwise_id(info, str(id))
+
+    @strawberry.field(extensions=scoped("member:read"), description="A member by your own external id.")
+    async def member_by_external_id(self, info: Info, external_id: str) -> Member | None:
+        ctx = info.context
+        async with ctx.hub.db.read() as conn:
+            view = await service.by_external_id(conn, ctx.partner_id, external_id, ctx.now)
+        return None if view is None else Member.of(view)
+
+    @strawberry.field(extensions=scoped("member:read"), description="Members who consented to you, 100 at most a page.")
+    async def members(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="At most 100; 50 if omitted")] = None,
+        after: str | None = None,
+    ) -> MemberConnection:
+        ctx = info.context
+        async with ctx.hub.db.read() as conn:
+            result = await service.page(
+                conn, ctx.partner_id, ctx.now, first=50 if first is None else first, after=after
+            )
+        edges = [MemberEdge(cursor=service.encode_cursor(m.pairwise_id), node=Member.of(m)) for m in result.members]
+        return MemberConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=result.has_next,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+@strawberry.type
+class MemberMutations:
+    @strawberry.mutation(extensions=scoped("member:enroll"), description="Enrol a member with their consent.")
+    async def enroll_member(self, info: Info, input: EnrollMemberInput) -> EnrollMemberPayload:
+        ctx = info.context
+        enrolment = service.Enrolment(
+            external_id=input.external_id,
+            phone=input.phone,
+            name=input.name,
+            birthday=input.birthday,
+            permissions=input.consent.permissions,
+            evidence=Evidence(
+                policy_version=input.consent.policy_version,
+                channel=input.consent.channel.value,
+                actor=f"partner:{ctx.principal.partner.public_id}" if ctx.principal else "unknown",
+            ),
+        )
+        # A concurrent enrolment of the same phone or external id can win the race on PostgreSQL; the loser
+        # retries once and then sees the winner's rows (linking, or EXTERNAL_ID_TAKEN).
+        for attempt in range(2):
+            try:
+                async with ctx.hub.db.write() as conn:
+                    enrolled = await service.enrol(
+                        conn,
+                        ctx.partner_id,
+                        enrolment,
+                        now=ctx.now,
+                        default_region=ctx.hub.settings.default_phone_region,
+                    )
+                return EnrollMemberPayload(
+                    member=Member.of(enrolled.member), linked_existing=enrolled.linked_existing, errors=[]
+                )
+            except DomainError as error:
+                return EnrollMemberPayload(member=None, linked_existing=False, errors=[MemberError.of(error)])
+            except IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")

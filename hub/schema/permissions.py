@@ -1,0 +1,62 @@
+"""Every GraphQL path to data declares what it needs; tests walk the schema to make sure none is missing.
+
+`scoped("member:read")` guards a root field by token scope (after authentication). `consented("member:read")`
+guards a field of a member by the member's consent to the calling partner *and* the caller's scopes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.extensions import FieldExtension
+from strawberry.permission import BasePermission, PermissionExtension
+
+from hub.schema.context import Info
+
+
+class Authenticated(BasePermission):
+    message = "authentication required: send an OAuth 2 access token as 'Authorization: Bearer <token>'"
+    error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return info.context.principal is not None
+
+
+class RequireScope(BasePermission):
+    error_extensions = {"code": "INSUFFICIENT_SCOPE"}  # noqa: RUF012
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.message = f"this field requires the scope {scope!r}"
+        self.error_extensions = {"code": "INSUFFICIENT_SCOPE", "requiredScope": scope}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.has(self.scope)
+
+
+class ConsentPermits(BasePermission):
+    """The member consented to this permission for the calling partner, and the token carries it too."""
+
+    def __init__(self, permission: str) -> None:
+        self.permission = permission
+        self.message = f"the member has not consented to {permission!r} for you"
+        self.error_extensions = {"code": "CONSENT_REQUIRED", "permission": permission}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return (
+            principal is not None and principal.has(self.permission) and self.permission in source.consented_permissions
+        )
+
+
+def authenticated() -> list[FieldExtension]:
+    return [PermissionExtension(permissions=[Authenticated()], use_directives=False)]
+
+
+def scoped(scope: str) -> list[FieldExtension]:
+    return [PermissionExtension(permissions=[Authenticated(), RequireScope(scope)], use_directives=False)]
+
+
+def consented(permission: str) -> list[FieldExtension]:
+    return [PermissionExtension(permissions=[ConsentPermits(permission)], use_directives=False)]
