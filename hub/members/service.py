@@ -111,9 +111,12 @@ def encode_cursor(pairwise_id: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise DomainError("INVALID_CURSOR", "the cursor is not one this API returned", "after") from exc
+        pairwise_id = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pairwise_id = ""
+    if not pairwise_id.startswith("mbr_"):
+        raise DomainError("INVALID_CURSOR", "the cursor is not one this API returned", "after")
+    return pairwise_id
 
 
 async def page(conn: AsyncConnection, partner_id: int, now: datetime, *, first: int, after: str | None) -> Page:

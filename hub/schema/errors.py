@@ -20,14 +20,15 @@ def _with_code(error: GraphQLError) -> GraphQLError:
         if original.field:
             extensions["field"] = original.field
         message = original.message
-    elif isinstance(error, GraphQLSyntaxError) or (original is None and "Syntax Error" in error.message):
+    elif isinstance(error, GraphQLSyntaxError):
         extensions["code"] = "GRAPHQL_PARSE_FAILED"
         message = error.message
-    elif original is None:
+    elif error.path is None:
+        # Raised before any field ran: the document or its variables do not fit the schema.
         extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
         message = error.message
     else:
-        return error  # an unexpected exception: MaskErrors hides it in production
+        return error  # an unexpected exception in a resolver: MaskErrors hides it in production
     return GraphQLError(
         message,
         nodes=error.nodes,
