@@ -60,10 +60,11 @@ class HubGraphQL(GraphQL[Context, None]):
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Parse errors never reach the schema extensions; masked errors lost their code on purpose.
         response = await super().process_result(request, result)
-        for error in response.get("errors") or []:
+        errors: list[dict[str, Any]] = response.get("errors") or []  # type: ignore[assignment]
+        for error in errors:
             extensions = error.setdefault("extensions", {})
             if "code" not in extensions:
-                syntax = error.get("message", "").startswith("Syntax Error")
+                syntax = str(error.get("message", "")).startswith("Syntax Error")
                 extensions["code"] = "GRAPHQL_PARSE_FAILED" if syntax else "INTERNAL_SERVER_ERROR"
         return response
 

@@ -212,6 +212,19 @@ def _print_demo_clients(clients: list[Any], as_json: bool) -> None:
         )
 
 
+# -- schema ---------------------------------------------------------------------------------------------------------
+schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+
+@schema_app.command("print")
+def schema_print() -> None:
+    """Print the SDL partners build against (also served at /schema.graphql)."""
+    from hub.schema import build_schema
+
+    sys.stdout.write(build_schema(_settings()).as_str() + "\n")
+
+
 # -- keys -------------------------------------------------------------------------------------------------------
 @keys_app.command("rotate")
 def keys_rotate() -> None:
@@ -237,7 +250,7 @@ def keys_list() -> None:
     """List the keys in the JWKS; the last one signs."""
     from hub.auth.keys import KeyStore
 
-    for key in KeyStore(_settings().keys_dir).jwks()["keys"]:  # type: ignore[attr-defined]
+    for key in KeyStore(_settings().keys_dir).jwks()["keys"]:
         console.print(key["kid"])
 
 

@@ -54,6 +54,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def fresh_database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database of the same kind as the suite's, for tests that need one to themselves."""
+    configured = os.environ.get("HUB_DATABASE_URL", "")
+    if configured.startswith("postgresql"):
+        yield from _postgres_database(configured)
+    else:
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(database_url=database_url, issuer=ISSUER, keys_dir=tmp_path_factory.mktemp("keys"))
@@ -132,9 +142,7 @@ def make_partner(hub: Hub, http: httpx.AsyncClient) -> Any:
                 now=hub.clock.now(),
             )
         assert client.client_secret is not None
-        return PartnerClient(
-            http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes
-        )
+        return PartnerClient(http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes)
 
     return make
 

@@ -115,12 +115,16 @@ async def test_enrolment_errors_are_typed_and_write_nothing(make_partner: Any, h
             "consent.permissions",
         ),
         (
-            enrolment("P-6", new_phone(), consent={"permissions": ["operator:admin"], "policyVersion": "1", "channel": "APP"}),
+            enrolment(
+                "P-6", new_phone(), consent={"permissions": ["operator:admin"], "policyVersion": "1", "channel": "APP"}
+            ),
             "INVALID_INPUT",
             "consent.permissions",
         ),
         (
-            enrolment("P-6", new_phone(), consent={"permissions": ["member:read"], "policyVersion": " ", "channel": "APP"}),
+            enrolment(
+                "P-6", new_phone(), consent={"permissions": ["member:read"], "policyVersion": " ", "channel": "APP"}
+            ),
             "INVALID_INPUT",
             "consent",
         ),
@@ -146,18 +150,17 @@ async def test_malformed_input_is_a_graphql_error_with_code(make_partner: Any) -
     bad = await pharmacy.gql(ENROLL, enrolment("P-8", new_phone(), birthday="17 May 1980"))
     assert bad["data"] is None and bad["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     bad_channel = await pharmacy.gql(
-        ENROLL, enrolment("P-8", new_phone(), consent={"permissions": ["member:read"], "policyVersion": "1", "channel": "FAX"})
+        ENROLL,
+        enrolment("P-8", new_phone(), consent={"permissions": ["member:read"], "policyVersion": "1", "channel": "FAX"}),
     )
     assert bad_channel["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
 async def test_profile_fields_need_the_members_consent(make_partner: Any) -> None:
     gym: PartnerClient = await make_partner(kind="gym")
-    payload = (
-        await gym.gql(
-            ENROLL,
-            enrolment("G-9", new_phone(), consent={"permissions": ["points:read"], "policyVersion": "1", "channel": "APP"}),
-        )
+    payload = await gym.gql(
+        ENROLL,
+        enrolment("G-9", new_phone(), consent={"permissions": ["points:read"], "policyVersion": "1", "channel": "APP"}),
     )
     assert payload["data"]["enrollMember"]["member"]["name"] is None
     errors = payload["errors"]
@@ -171,11 +174,7 @@ async def test_revoked_consent_hides_the_member_on_the_next_request(make_partner
     member_id = (await enrol(pharmacy, "P-10", new_phone()))["member"]["id"]
     assert (await pharmacy.gql(MEMBER, {"id": member_id}, token=token))["data"]["member"]["id"] == member_id
     async with hub.db.write() as conn:
-        await conn.execute(
-            update(consent)
-            .where(consent.c.partner_id == pharmacy.partner_pk)
-            .values(status="REVOKED")
-        )
+        await conn.execute(update(consent).where(consent.c.partner_id == pharmacy.partner_pk).values(status="REVOKED"))
     assert (await pharmacy.gql(MEMBER, {"id": member_id}, token=token))["data"]["member"] is None
     assert (await pharmacy.gql(BY_EXTERNAL, {"e": "P-10"}, token=token))["data"]["memberByExternalId"] is None
 
@@ -189,7 +188,9 @@ async def test_revoked_consent_hides_the_member_on_the_next_request(make_partner
         (ENROLL, enrolment("S-1", "+8613900000000"), "member:enroll"),
     ],
 )
-async def test_every_field_enforces_its_scope(make_partner: Any, query: str, variables: dict[str, Any], needs: str) -> None:
+async def test_every_field_enforces_its_scope(
+    make_partner: Any, query: str, variables: dict[str, Any], needs: str
+) -> None:
     partner: PartnerClient = await make_partner(scopes="points:read consent:read")
     result = await partner.gql(query, variables)
     assert all(value is None for value in (result["data"] or {}).values())
@@ -224,7 +225,7 @@ async def test_federation_entities_obey_consent(make_partner: Any) -> None:
     a: PartnerClient = await make_partner()
     b: PartnerClient = await make_partner()
     mine = (await enrol(a, "F-1", new_phone()))["member"]["id"]
-    query = 'query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id externalId } } }'
+    query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id externalId } } }"
     reps = {"r": [{"__typename": "Member", "id": mine}]}
     assert (await a.gql(query, reps))["data"]["_entities"] == [{"id": mine, "externalId": "F-1"}]
     assert (await b.gql(query, reps))["data"]["_entities"] == [None]

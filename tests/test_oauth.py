@@ -99,7 +99,11 @@ async def test_client_secret_post_and_pinned_auth_method(make_partner: Any) -> N
     partner: PartnerClient = await make_partner(auth_method="client_secret_post")
     ok = await partner.http.post(
         "/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": partner.client_id, "client_secret": partner.client_secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": partner.client_id,
+            "client_secret": partner.client_secret,
+        },
     )
     assert ok.status_code == 200, ok.text
     # The same secret sent with another method is refused: a client authenticates only the way it registered.
@@ -187,8 +191,14 @@ async def key_client(hub: Hub, make_partner: Any) -> tuple[str, ECKey, httpx.Asy
 
 def assertion(client_id: str, key: Any, **overrides: Any) -> str:
     now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": ISSUER + "/oauth/token", "iat": now, "exp": now + 60,
-              "jti": f"a-{time.time_ns()}"}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": ISSUER + "/oauth/token",
+        "iat": now,
+        "exp": now + 60,
+        "jti": f"a-{time.time_ns()}",
+    }
     claims.update(overrides)
     return jwt.encode({"alg": "ES256", "kid": key.thumbprint()}, claims, key)
 
@@ -242,7 +252,11 @@ async def test_private_key_jwt_signed_by_another_key_fails(key_client: Any) -> N
 async def test_a_good_token_reaches_graphql(make_partner: Any) -> None:
     partner: PartnerClient = await make_partner(kind="gym", scopes="member:read")
     result = await partner.gql(VIEWER)
-    assert result["data"]["viewer"]["partner"] == {"id": partner.partner_id, "name": result["data"]["viewer"]["partner"]["name"], "kind": "gym"}
+    assert result["data"]["viewer"]["partner"] == {
+        "id": partner.partner_id,
+        "name": result["data"]["viewer"]["partner"]["name"],
+        "kind": "gym",
+    }
     assert result["data"]["viewer"]["scopes"] == ["member:read"]
 
 
@@ -329,7 +343,9 @@ async def test_a_client_cannot_revoke_or_introspect_another_clients_token(make_p
     attempt = await other.http.post("/oauth/revoke", data={"token": token}, auth=(other.client_id, other.client_secret))
     assert attempt.status_code == 400
     assert (await graphql_status(owner.http, token))[0] == 200
-    peek = await other.http.post("/oauth/introspect", data={"token": token}, auth=(other.client_id, other.client_secret))
+    peek = await other.http.post(
+        "/oauth/introspect", data={"token": token}, auth=(other.client_id, other.client_secret)
+    )
     assert peek.json() == {"active": False}
     own = await owner.http.post("/oauth/introspect", data={"token": token}, auth=(owner.client_id, owner.client_secret))
     body = own.json()
@@ -341,7 +357,9 @@ async def test_lowering_the_ceiling_narrows_live_tokens(make_partner: Any, hub: 
     token = await partner.token()
     async with hub.db.write() as conn:
         await conn.execute(
-            update(oauth_client).where(oauth_client.c.client_id == partner.client_id).values(allowed_scopes="points:read")
+            update(oauth_client)
+            .where(oauth_client.c.client_id == partner.client_id)
+            .values(allowed_scopes="points:read")
         )
     _, body = await graphql_status(partner.http, token)
     assert body["data"]["viewer"]["scopes"] == ["points:read"]

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from joserfc.jwk import ECKey, KeySet
 
@@ -75,8 +76,8 @@ class KeyStore:
     def public_keys(self) -> KeySet:
         return self._public
 
-    def jwks(self) -> dict[str, object]:
-        return self._public.as_dict(private=False)
+    def jwks(self) -> dict[str, Any]:
+        return dict(self._public.as_dict(private=False))
 
     def knows(self, kid: str) -> bool:
         if any(k.kid == kid for k in self._keys):

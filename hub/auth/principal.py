@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.auth.keys import KeyStore
@@ -29,30 +29,32 @@ class Principal:
         return scope in self.scopes
 
 
+# Built once: the statement runs on every API request.
+_TOKEN_STATE = (
+    select(
+        access_token.c.revoked_at,
+        oauth_client.c.id.label("client_pk"),
+        oauth_client.c.client_id,
+        oauth_client.c.status.label("client_status"),
+        oauth_client.c.allowed_scopes,
+        partner.c.id.label("partner_pk"),
+        partner.c.public_id,
+        partner.c.name,
+        partner.c.kind,
+        partner.c.status.label("partner_status"),
+    )
+    .join(oauth_client, oauth_client.c.id == access_token.c.client_pk)
+    .join(partner, partner.c.id == oauth_client.c.partner_id)
+    .where(access_token.c.jti == bindparam("jti"))
+)
+
+
 async def authenticate(
     conn: AsyncConnection, raw_token: str, *, settings: Settings, keys: KeyStore, now: int
 ) -> Principal:
     """Verify the token and re-read its revocation, client and partner state: one statement per request."""
     token = decode_access_token(raw_token, keys, issuer=settings.issuer, audience=settings.audience, now=now)
-    row = (
-        await conn.execute(
-            select(
-                access_token.c.revoked_at,
-                oauth_client.c.id.label("client_pk"),
-                oauth_client.c.client_id,
-                oauth_client.c.status.label("client_status"),
-                oauth_client.c.allowed_scopes,
-                partner.c.id.label("partner_pk"),
-                partner.c.public_id,
-                partner.c.name,
-                partner.c.kind,
-                partner.c.status.label("partner_status"),
-            )
-            .join(oauth_client, oauth_client.c.id == access_token.c.client_pk)
-            .join(partner, partner.c.id == oauth_client.c.partner_id)
-            .where(access_token.c.jti == token.jti)
-        )
-    ).one_or_none()
+    row = (await conn.execute(_TOKEN_STATE, {"jti": token.jti})).one_or_none()
     if row is None or row.client_id != token.client_id:
         raise InvalidToken("the access token is not known to this hub")
     if row.revoked_at is not None:

@@ -48,8 +48,8 @@ async def _respond(request: Request, endpoint: str | None) -> Response:
     def run(conn: Any) -> Response:
         server = HubAuthorizationServer(hub.settings, hub.keys, hub.clock, conn)
         if endpoint is None:
-            return server.create_token_response(oauth_request)  # type: ignore[no-any-return]
-        return server.create_endpoint_response(endpoint, oauth_request)  # type: ignore[no-any-return]
+            return server.create_token_response(oauth_request)
+        return server.create_endpoint_response(endpoint, oauth_request)
 
     async with hub.db.write() as conn:
         return await conn.run_sync(run)

@@ -45,7 +45,7 @@ GRANT_TYPES = ["client_credentials"]
 
 
 @dataclass
-class Client(ClientMixin):  # type: ignore[misc]
+class Client(ClientMixin):
     pk: int
     client_id: str
     partner_pk: int
@@ -83,7 +83,7 @@ class Client(ClientMixin):  # type: ignore[misc]
 
 
 @dataclass
-class IssuedToken(TokenMixin):  # type: ignore[misc]
+class IssuedToken(TokenMixin):
     jti: str
     client_pk: int
     client_id: str
@@ -110,7 +110,7 @@ class IssuedToken(TokenMixin):  # type: ignore[misc]
         return self.revoked
 
 
-class StarletteOAuth2Request(OAuth2Request):  # type: ignore[misc]
+class StarletteOAuth2Request(OAuth2Request):
     """An authlib request over a Starlette request whose form body the route has already read."""
 
     def __init__(self, request: Request, form: dict[str, str]) -> None:
@@ -128,7 +128,7 @@ class StarletteOAuth2Request(OAuth2Request):  # type: ignore[misc]
         return self._form
 
 
-class ClientCredentialsGrant(_ClientCredentialsGrant):  # type: ignore[misc]
+class ClientCredentialsGrant(_ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
     def validate_requested_scope(self) -> None:
@@ -138,7 +138,7 @@ class ClientCredentialsGrant(_ClientCredentialsGrant):  # type: ignore[misc]
             raise InvalidScopeError(description=f"scope not allowed for this client: {format_scopes(beyond)}")
 
 
-class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
+class AccessTokenGenerator(JWTBearerTokenGenerator):
     def __init__(self, settings: Settings, keys: KeyStore) -> None:
         super().__init__(
             issuer=settings.issuer,
@@ -155,7 +155,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
         return self._audience
 
 
-class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+class PrivateKeyJWT(JWTBearerClientAssertion):
     """RFC 7523 client authentication: the client signs an assertion with a key registered in its JWK Set."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
@@ -170,7 +170,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
         # A secret-based client has no keys: its assertion then fails verification like any forged one.
-        return KeySet.import_key_set(client.jwks) if client.jwks else KeySet([])
+        return KeySet.import_key_set(client.jwks) if client.jwks else KeySet([])  # type: ignore[arg-type]
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         server = self._server
@@ -191,7 +191,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         super().verify_claims(claims)
 
 
-class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+class HubAuthorizationServer(AuthorizationServer):
     def __init__(self, settings: Settings, keys: KeyStore, clock: Clock, conn: Connection) -> None:
         super().__init__(scopes_supported=list(PARTNER_SCOPES))
         self.settings = settings
@@ -296,7 +296,7 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return None
 
 
-class RevocationEndpoint(_RevocationEndpoint):  # type: ignore[misc]
+class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
     SUPPORTED_TOKEN_TYPES = ("access_token",)
 
@@ -307,7 +307,7 @@ class RevocationEndpoint(_RevocationEndpoint):  # type: ignore[misc]
         self.server.revoke(token)
 
 
-class IntrospectionEndpoint(_IntrospectionEndpoint):  # type: ignore[misc]
+class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
     SUPPORTED_TOKEN_TYPES = ("access_token",)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.auth.scopes import PARTNER_SCOPES
@@ -52,7 +52,7 @@ def validate_evidence(evidence: Evidence, field: str) -> None:
         raise DomainError("INVALID_INPUT", f"channel must be one of {', '.join(CHANNELS)}", field)
 
 
-def is_active(now: datetime) -> ColumnElement[bool]:
+def is_active(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """The SQL predicate for 'this consent authorises access right now'."""
     return and_(
         consent.c.status == "AUTHORISED",

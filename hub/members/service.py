@@ -13,11 +13,12 @@ import binascii
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.consent import service as consents
 from hub.consent.models import consent
+from hub.db import UtcDateTime
 from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
@@ -56,25 +57,32 @@ class Enrolled:
     linked_existing: bool
 
 
-def _visible(partner_id: int, now: datetime) -> Select[tuple[object, ...]]:
-    return (
-        select(
-            member.c.id.label("member_id"),
-            member_link.c.pairwise_id,
-            member_link.c.external_id,
-            member.c.name,
-            member.c.birthday,
-            member_link.c.created_at.label("member_since"),
-            consent.c.permissions,
-        )
-        .select_from(member_link)
-        .join(member, member.c.id == member_link.c.member_id)
-        .join(
-            consent,
-            (consent.c.member_id == member_link.c.member_id) & (consent.c.partner_id == member_link.c.partner_id),
-        )
-        .where(member_link.c.partner_id == partner_id, member.c.status == "active", consents.is_active(now))
+# Built once: on the hot read path, constructing the statement costs more Python than executing it.
+_VISIBLE = (
+    select(
+        member.c.id.label("member_id"),
+        member_link.c.pairwise_id,
+        member_link.c.external_id,
+        member.c.name,
+        member.c.birthday,
+        member_link.c.created_at.label("member_since"),
+        consent.c.permissions,
     )
+    .select_from(member_link)
+    .join(member, member.c.id == member_link.c.member_id)
+    .join(
+        consent,
+        (consent.c.member_id == member_link.c.member_id) & (consent.c.partner_id == member_link.c.partner_id),
+    )
+    .where(
+        member_link.c.partner_id == bindparam("partner_id"),
+        member.c.status == "active",
+        consents.is_active(bindparam("now", type_=UtcDateTime())),
+    )
+)
+_BY_PAIRWISE_ID = _VISIBLE.where(member_link.c.pairwise_id == bindparam("pairwise_id"))
+_BY_EXTERNAL_ID = _VISIBLE.where(member_link.c.external_id == bindparam("external_id"))
+_BY_MEMBER_ID = _VISIBLE.where(member.c.id == bindparam("member_id"))
 
 
 def _view(row: object) -> MemberView:
@@ -90,12 +98,14 @@ def _view(row: object) -> MemberView:
 
 
 async def by_pairwise_id(conn: AsyncConnection, partner_id: int, pairwise_id: str, now: datetime) -> MemberView | None:
-    row = (await conn.execute(_visible(partner_id, now).where(member_link.c.pairwise_id == pairwise_id))).one_or_none()
+    params = {"partner_id": partner_id, "now": now, "pairwise_id": pairwise_id}
+    row = (await conn.execute(_BY_PAIRWISE_ID, params)).one_or_none()
     return None if row is None else _view(row)
 
 
 async def by_external_id(conn: AsyncConnection, partner_id: int, external_id: str, now: datetime) -> MemberView | None:
-    row = (await conn.execute(_visible(partner_id, now).where(member_link.c.external_id == external_id))).one_or_none()
+    params = {"partner_id": partner_id, "now": now, "external_id": external_id}
+    row = (await conn.execute(_BY_EXTERNAL_ID, params)).one_or_none()
     return None if row is None else _view(row)
 
 
@@ -123,10 +133,10 @@ async def page(conn: AsyncConnection, partner_id: int, now: datetime, *, first: 
     """Members in pairwise-id order: stable across pages, and it reveals nothing about enrolment order."""
     if not 0 <= first <= MAX_PAGE:
         raise DomainError("INVALID_INPUT", f"first must be between 0 and {MAX_PAGE}", "first")
-    query = _visible(partner_id, now).order_by(member_link.c.pairwise_id).limit(first + 1)
+    query = _VISIBLE.order_by(member_link.c.pairwise_id).limit(first + 1)
     if after:
         query = query.where(member_link.c.pairwise_id > decode_cursor(after))
-    rows = (await conn.execute(query)).all()
+    rows = (await conn.execute(query, {"partner_id": partner_id, "now": now})).all()
     return Page(members=[_view(r) for r in rows[:first]], has_next=len(rows) > first)
 
 
@@ -237,5 +247,5 @@ async def _link(conn: AsyncConnection, partner_id: int, member_id: int, external
 
 
 async def _own_view(conn: AsyncConnection, partner_id: int, member_id: int, now: datetime) -> MemberView:
-    row = (await conn.execute(_visible(partner_id, now).where(member.c.id == member_id))).one()
+    row = (await conn.execute(_BY_MEMBER_ID, {"partner_id": partner_id, "now": now, "member_id": member_id})).one()
     return _view(row)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 
 from hub.config import Settings
@@ -36,12 +37,18 @@ def _is_internal(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings) -> strawberry.federation.Schema:
+    # The limit rules are built once: strawberry's limiters make a new rule class per instance, and the
+    # validation cache is keyed by the rule classes, so per-request classes would never hit the cache. They are
+    # also added before ValidationCache runs, or the cached validation would run without them.
+    limits: list[type[ASTValidationRule]] = [
+        query_depth_limiter.create_validator(settings.graphql_max_depth, None, None),
+        max_aliases.create_validator(settings.graphql_max_aliases),
+    ]
     extensions: list[type[SchemaExtension] | object] = [
+        lambda: AddValidationRules(limits),
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
     ]
     if not settings.development:
         extensions.append(lambda: MaskErrors(should_mask_error=_is_internal))

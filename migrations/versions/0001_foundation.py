@@ -97,9 +97,7 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(length=100), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["member_id"], ["member.id"], name=op.f("fk_member_link_member_id_member")),
-        sa.ForeignKeyConstraint(
-            ["partner_id"], ["partner.id"], name=op.f("fk_member_link_partner_id_partner")
-        ),
+        sa.ForeignKeyConstraint(["partner_id"], ["partner.id"], name=op.f("fk_member_link_partner_id_partner")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_member_link")),
         sa.UniqueConstraint("pairwise_id", name=op.f("uq_member_link_pairwise_id")),
         sa.UniqueConstraint("partner_id", "external_id", name=op.f("uq_member_link_partner_id_external_id")),
@@ -125,9 +123,7 @@ def upgrade() -> None:
             name=op.f("ck_oauth_client_auth_method"),
         ),
         sa.CheckConstraint("status IN ('active', 'disabled')", name=op.f("ck_oauth_client_status")),
-        sa.ForeignKeyConstraint(
-            ["partner_id"], ["partner.id"], name=op.f("fk_oauth_client_partner_id_partner")
-        ),
+        sa.ForeignKeyConstraint(["partner_id"], ["partner.id"], name=op.f("fk_oauth_client_partner_id_partner")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_client")),
         sa.UniqueConstraint("client_id", name=op.f("uq_oauth_client_client_id")),
     )
@@ -189,14 +185,10 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=30), nullable=False),
         sa.Column("actor", sa.String(length=80), nullable=False),
         sa.Column("permissions", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
-        sa.Column(
-            "previous_permissions", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True
-        ),
+        sa.Column("previous_permissions", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
         sa.Column("evidence", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["consent_id"], ["consent.id"], name=op.f("fk_consent_event_consent_id_consent")
-        ),
+        sa.ForeignKeyConstraint(["consent_id"], ["consent.id"], name=op.f("fk_consent_event_consent_id_consent")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_event")),
     )
     with op.batch_alter_table("consent_event", schema=None) as batch_op:

@@ -1,0 +1,96 @@
+"""The operator's command line, run as a real process: what it prints with --json, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hub import migrate
+from tests.conftest import ROOT
+
+
+def hub_cli(database_url: str, keys: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_KEYS_DIR": str(keys),
+        "HUB_DEMO_CREDENTIALS_FILE": str(keys / "demo.json"),
+    }
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "hub.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_partner_and_client_creation_as_json(
+    database_url: str, settings: Any, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    created = hub_cli(
+        database_url, settings.keys_dir, "partner", "create", "--name", "CLI Gym", "--kind", "gym", "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    partner = json.loads(created.stdout)
+    assert partner["name"] == "CLI Gym" and partner["kind"] == "gym" and partner["id"].startswith("ptn_")
+
+    client = hub_cli(
+        database_url,
+        settings.keys_dir,
+        "client",
+        "create",
+        "--partner",
+        partner["id"],
+        "--scopes",
+        "member:read points:read",
+        "--json",
+    )
+    assert client.returncode == 0, client.stderr
+    credentials = json.loads(client.stdout)
+    assert credentials["client_secret"].startswith("hub_cs_") and credentials["partner_id"] == partner["id"]
+    token = await http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(credentials["client_id"], credentials["client_secret"]),
+    )
+    assert token.status_code == 200 and token.json()["scope"] == "member:read points:read"
+
+
+def test_cli_refuses_bad_input_with_a_non_zero_exit(database_url: str, settings: Any) -> None:
+    bad_kind = hub_cli(database_url, settings.keys_dir, "partner", "create", "--name", "X", "--kind", "bakery")
+    assert bad_kind.returncode == 1 and "INVALID_INPUT" in bad_kind.stderr
+    owner = json.loads(
+        hub_cli(
+            database_url, settings.keys_dir, "partner", "create", "--name", "Op", "--kind", "other", "--json"
+        ).stdout
+    )
+    reserved = hub_cli(
+        database_url, settings.keys_dir, "client", "create", "--partner", owner["id"], "--scopes", "operator:admin"
+    )
+    assert reserved.returncode == 1 and "never grantable" in reserved.stderr
+    unknown = hub_cli(
+        database_url, settings.keys_dir, "client", "create", "--partner", "ptn_nope", "--scopes", "member:read"
+    )
+    assert unknown.returncode == 1 and "PARTNER_NOT_FOUND" in unknown.stderr
+
+
+def test_demo_seed_on_a_fresh_database(fresh_database_url: str, tmp_path: Path) -> None:
+    upgraded = hub_cli(fresh_database_url, tmp_path, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert migrate.current(fresh_database_url) is not None
+    seeded = hub_cli(fresh_database_url, tmp_path, "demo", "seed", "--members", "60", "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    clients = json.loads(seeded.stdout)["clients"]
+    assert sorted(c["kind"] for c in clients) == ["gym", "insurer", "pharmacy_chain"]
+    assert all(c["client_secret"].startswith("hub_cs_") for c in clients)
+    again = hub_cli(fresh_database_url, tmp_path, "demo", "seed")
+    assert again.returncode == 1

@@ -1,0 +1,87 @@
+"""The schema as a whole: every root field is guarded, limits hold, errors carry codes, the SDL is published."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from strawberry.permission import PermissionExtension
+
+from hub.config import Settings
+from hub.schema import Mutation, Query, build_schema
+from tests.conftest import ROOT, PartnerClient
+
+FEDERATION_FIELDS = {"_service", "_entities"}  # _entities checks scope and consent in resolve_reference
+
+
+def test_every_root_field_declares_a_permission() -> None:
+    for root in (Query, Mutation):
+        for field in root.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            guarded = any(isinstance(ext, PermissionExtension) for ext in field.extensions)
+            assert guarded, f"{root.__name__}.{field.python_name} has no permission"
+
+
+def test_published_sdl_is_committed() -> None:
+    sdl = build_schema(Settings()).as_str()
+    committed = (ROOT / "docs" / "schema.graphql").read_text()
+    assert committed == sdl + "\n", "run `hub schema print > docs/schema.graphql` and commit it"
+
+
+async def test_sdl_endpoint(http: httpx.AsyncClient) -> None:
+    response = await http.get("/schema.graphql")
+    assert response.status_code == 200 and "enrollMember" in response.text
+
+
+async def test_alias_and_token_limits(make_partner: Any) -> None:
+    partner: PartnerClient = await make_partner()
+    aliases = "{ " + " ".join(f"a{i}: viewer {{ scopes }}" for i in range(40)) + " }"
+    tokens = "{ viewer { " + "scopes " * 2500 + "} }"
+    for query, code in ((aliases, "GRAPHQL_VALIDATION_FAILED"), (tokens, "GRAPHQL_PARSE_FAILED")):
+        result = await partner.gql(query)
+        assert result["data"] is None
+        assert result["errors"][0]["extensions"]["code"] == code, result
+    nested = "{ members(first: 1) { edges { node { id } } } }"
+    assert "errors" not in await partner.gql(nested)
+
+
+async def test_depth_limit(settings: Settings, make_partner: Any) -> None:
+    """Today's schema has no cycles (its deepest selection is 3 levels below the root): shown with a lower limit."""
+    from dataclasses import replace
+
+    from hub.app import create_app
+
+    partner: PartnerClient = await make_partner()
+    token = await partner.token()
+    app = create_app(replace(settings, graphql_max_depth=2))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as client:
+        response = await client.post(
+            "/graphql",
+            json={"query": "query DepthProbe { members { edges { node { id } } } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    await app.state.hub.db.dispose()
+    assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "exceeds maximum operation depth" in response.json()["errors"][0]["message"]
+
+
+async def test_parse_and_validation_errors_have_codes(make_partner: Any) -> None:
+    partner: PartnerClient = await make_partner()
+    syntax = await partner.http.post(
+        "/graphql", json={"query": "{ viewer { scopes "}, headers={"Authorization": f"Bearer {await partner.token()}"}
+    )
+    assert syntax.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    unknown = await partner.gql("{ viewer { nope } }")
+    assert unknown["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_graphiql_only_in_development(settings: Settings) -> None:
+    from dataclasses import replace
+
+    from hub.app import create_app
+
+    for env, expect in (("development", 200), ("production", 404)):
+        app = create_app(replace(settings, env=env))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            page = await client.get("/graphql", headers={"Accept": "text/html"})
+        await app.state.hub.db.dispose()
+        assert (page.status_code == 200 and "graphiql" in page.text.lower()) == (expect == 200), env
