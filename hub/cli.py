@@ -303,7 +303,8 @@ def _prepare_demo(settings: Settings) -> None:
         _print_demo_clients(clients, as_json=False)
         console.print(
             "get a token:  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials "
-            f"{settings.issuer}/oauth/token"
+            f"{settings.issuer}/oauth/token",
+            soft_wrap=True,
         )
 
 

@@ -85,3 +85,31 @@ async def test_graphiql_only_in_development(settings: Settings) -> None:
             page = await client.get("/graphql", headers={"Accept": "text/html"})
         await app.state.hub.db.dispose()
         assert (page.status_code == 200 and "graphiql" in page.text.lower()) == (expect == 200), env
+
+
+async def test_production_masks_unexpected_errors(tmp_path: Any, settings: Settings) -> None:
+    """A resolver failing for a reason nobody planned (here: a database without tables) must not leak detail."""
+    from dataclasses import replace
+
+    from hub.auth.principal import Principal
+    from hub.clock import Clock
+    from hub.partners.service import Partner
+    from hub.schema.context import Context
+    from hub.state import Hub
+
+    broken = replace(settings, database_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}", env="production")
+    hub = Hub.create(broken)
+    principal = Principal(
+        partner=Partner(id=1, public_id="ptn_x", name="x", kind="gym", status="active"),
+        client_pk=1,
+        client_id="hub_ci_x",
+        jti="j",
+        scopes=frozenset({"member:read"}),
+    )
+    context = Context(hub=hub, principal=principal, now=Clock().now())
+    for env, leaks in (("production", False), ("development", True)):
+        schema = build_schema(replace(broken, env=env))
+        result = await schema.execute('{ member(id: "mbr_x") { id } }', context_value=context)
+        assert result.errors is not None
+        assert ("no such table" in result.errors[0].message) is leaks
+    await hub.db.dispose()
