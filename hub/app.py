@@ -7,6 +7,7 @@ guarded by a scope permission, calling domain services that apply consent in SQL
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -99,7 +100,7 @@ class GraphQLEndpoint:
                         raw.strip(),
                         settings=self.hub.settings,
                         keys=self.hub.keys,
-                        now=int(self.hub.clock.now().timestamp()),
+                        now=int(time.time()),  # token lifetimes are wall-clock time, like their iat/exp
                     )
             except InvalidToken as exc:
                 await _unauthorised("invalid_token", str(exc))(scope, receive, send)

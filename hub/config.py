@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from hub.points.policy import ExpiryRule, PointsPolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///var/hub.sqlite3"
 
@@ -17,6 +20,15 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,11 @@ class Settings:
     graphql_max_depth: int = 10
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000
+    points_expiry: str = "year_end:1"
+    points_allow_negative: bool = True
+    hold_ttl_default: int = 900
+    hold_ttl_max: int = 7 * 24 * 3600
+    timezone: str = "Asia/Shanghai"
 
     def __post_init__(self) -> None:
         if self.env not in ("development", "production"):
@@ -39,6 +56,8 @@ class Settings:
         if not 60 <= self.access_token_ttl <= 900:
             # RFC 9068 tokens are bearer credentials that cannot be recalled from a cache: keep them short.
             raise ValueError("HUB_ACCESS_TOKEN_TTL must be between 60 and 900 seconds")
+        ExpiryRule.parse(self.points_expiry)  # fail at start-up, not at the first earn
+        ZoneInfo(self.timezone)
 
     @property
     def development(self) -> bool:
@@ -60,4 +79,20 @@ class Settings:
             access_token_ttl=_int("HUB_ACCESS_TOKEN_TTL", 600),
             default_phone_region=os.environ.get("HUB_DEFAULT_PHONE_REGION") or "CN",
             db_pool_size=_int("HUB_DB_POOL_SIZE", 10),
+            points_expiry=os.environ.get("HUB_POINTS_EXPIRY") or "year_end:1",
+            points_allow_negative=(os.environ.get("HUB_POINTS_ALLOW_NEGATIVE") or "true").lower()
+            in ("1", "true", "yes"),
+            hold_ttl_default=_int("HUB_HOLD_TTL_DEFAULT", 900),
+            hold_ttl_max=_int("HUB_HOLD_TTL_MAX", 7 * 24 * 3600),
+            timezone=os.environ.get("HUB_TIMEZONE") or "Asia/Shanghai",
+        )
+
+    @property
+    def points_policy(self) -> PointsPolicy:
+        return PointsPolicy(
+            expiry=ExpiryRule.parse(self.points_expiry),
+            allow_negative=self.points_allow_negative,
+            hold_ttl_default=self.hold_ttl_default,
+            hold_ttl_max=self.hold_ttl_max,
+            zone=ZoneInfo(self.timezone),
         )

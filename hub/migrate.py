@@ -16,7 +16,8 @@ def import_models() -> None:
     import hub.consent.models
     import hub.events.models
     import hub.members.models
-    import hub.partners.models  # noqa: F401
+    import hub.partners.models
+    import hub.points.models  # noqa: F401
 
 
 def alembic_config(database_url: str) -> Config:

@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from hub import migrate
 from hub.app import create_app
+from hub.clock import FrozenClock
 from hub.config import Settings
 from hub.partners import service as partners
 from hub.state import Hub
@@ -70,8 +72,14 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 
 @pytest.fixture(scope="session")
-async def app(settings: Settings) -> AsyncIterator[Any]:
-    application = create_app(settings)
+def clock() -> FrozenClock:
+    """Business time for the whole run: it stands still unless a test moves it (tokens keep wall-clock time)."""
+    return FrozenClock(datetime.now(UTC))
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[Any]:
+    application = create_app(settings, clock=clock)
     yield application
     await application.state.hub.db.dispose()
 

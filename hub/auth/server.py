@@ -13,6 +13,7 @@ authentication method; a client introspects and revokes only its own tokens.
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -247,7 +248,7 @@ class HubAuthorizationServer(AuthorizationServer):
         )
 
     def query_token(self, raw: str) -> IssuedToken | None:
-        now = int(self.clock.now().timestamp())
+        now = int(time.time())  # token lifetimes are wall-clock time (authlib stamps iat/exp with it)
         try:
             decoded = decode_access_token(
                 raw,

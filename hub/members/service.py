@@ -213,7 +213,8 @@ async def enrol(
         partner_id=partner_id,
         payload={"externalId": enrolment.external_id, "linkedExisting": existing is not None},
     )
-    view = await _own_view(conn, partner_id, member_id, now)
+    view = await by_member_id(conn, partner_id, member_id, now)
+    assert view is not None, "the member was just linked and consented"
     return Enrolled(member=view, linked_existing=existing is not None)
 
 
@@ -246,6 +247,8 @@ async def _link(conn: AsyncConnection, partner_id: int, member_id: int, external
         )
 
 
-async def _own_view(conn: AsyncConnection, partner_id: int, member_id: int, now: datetime) -> MemberView:
-    row = (await conn.execute(_BY_MEMBER_ID, {"partner_id": partner_id, "now": now, "member_id": member_id})).one()
-    return _view(row)
+async def by_member_id(conn: AsyncConnection, partner_id: int, member_id: int, now: datetime) -> MemberView | None:
+    """The member as the partner may see it now, by the hub's internal id (for rows that carry it)."""
+    params = {"partner_id": partner_id, "now": now, "member_id": member_id}
+    row = (await conn.execute(_BY_MEMBER_ID, params)).one_or_none()
+    return None if row is None else _view(row)

@@ -51,3 +51,14 @@ client_secret = Table(
     Column("expires_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
 )
+
+# The partner's commercial terms: what one of its points is worth, and whether it prepays what it issues.
+partner_terms = Table(
+    "partner_terms",
+    metadata,
+    Column("partner_id", BigId, ForeignKey("partner.id"), primary_key=True),
+    Column("point_value", String(20), nullable=False),  # yuan per point, a decimal string
+    Column("billing", String(10), nullable=False),  # prepaid | postpaid
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("billing IN ('prepaid', 'postpaid')", name="billing"),
+)

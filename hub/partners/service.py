@@ -5,15 +5,16 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.auth import scopes as scope_catalogue
 from hub.errors import DomainError
 from hub.ids import new_id, secret_hash
-from hub.partners.models import AUTH_METHODS, PARTNER_KINDS, client_secret, oauth_client, partner
+from hub.partners.models import AUTH_METHODS, PARTNER_KINDS, client_secret, oauth_client, partner, partner_terms
 
 SECRET_PREFIX = "hub_cs_"  # noqa: S105 (a prefix that lets secret scanners spot leaks)
 
@@ -128,3 +129,38 @@ async def create_client(
         auth_method=auth_method,
         client_secret=secret,
     )
+
+
+@dataclass(frozen=True)
+class Terms:
+    point_value: Decimal
+    billing: str
+
+
+async def set_terms(
+    conn: AsyncConnection,
+    *,
+    partner_public_id: str,
+    now: datetime,
+    point_value: Decimal | None = None,
+    billing: str | None = None,
+) -> Terms:
+    """Set what one of the partner's points is worth (yuan) and whether it prepays what it issues."""
+    owner = await get_partner(conn, partner_public_id)
+    if owner is None:
+        raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner_public_id!r}", "partner")
+    current = (await conn.execute(select(partner_terms).where(partner_terms.c.partner_id == owner.id))).one_or_none()
+    value = point_value if point_value is not None else Decimal(current.point_value) if current else Decimal("0.01")
+    mode = billing or (current.billing if current else "postpaid")
+    if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise DomainError(
+            "INVALID_INPUT", "point value must be a positive amount of yuan, at most 4 decimals", "pointValue"
+        )
+    if mode not in ("prepaid", "postpaid"):
+        raise DomainError("INVALID_INPUT", "billing must be prepaid or postpaid", "billing")
+    values = {"point_value": str(value), "billing": mode, "updated_at": now}
+    if current is None:
+        await conn.execute(insert(partner_terms).values(partner_id=owner.id, **values))
+    else:
+        await conn.execute(update(partner_terms).where(partner_terms.c.partner_id == owner.id).values(**values))
+    return Terms(point_value=value, billing=mode)

@@ -14,20 +14,23 @@ from strawberry.extensions import (
     max_aliases,
     query_depth_limiter,
 )
+from strawberry.schema.config import StrawberryConfig
 
 from hub.config import Settings
 from hub.schema.errors import ErrorCodes
 from hub.schema.members import MemberMutations, MemberQueries
+from hub.schema.points import PointsMutations, PointsQueries
+from hub.schema.scalars import SCALARS
 from hub.schema.viewer import ViewerQueries
 
 
 @strawberry.type
-class Query(ViewerQueries, MemberQueries):
+class Query(ViewerQueries, MemberQueries, PointsQueries):
     pass
 
 
 @strawberry.type
-class Mutation(MemberMutations):
+class Mutation(MemberMutations, PointsMutations):
     pass
 
 
@@ -59,4 +62,5 @@ def build_schema(settings: Settings) -> strawberry.federation.Schema:
         query=Query,
         mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(scalar_map=SCALARS),
     )

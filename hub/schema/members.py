@@ -15,6 +15,7 @@ from hub.members import service
 from hub.members.service import MemberView
 from hub.schema.context import Info
 from hub.schema.permissions import consented, scoped
+from hub.schema.points import MemberPoints, PointsTransactionConnection, member_points, member_points_history
 
 
 @strawberry.enum
@@ -66,6 +67,16 @@ class Member:
     @strawberry.field(extensions=consented("member:read"))
     def birthday(self) -> dt.date | None:
         return self.profile_birthday
+
+    @strawberry.field(extensions=consented("points:read"), description="Coalition-wide balances.")
+    async def points(self, info: Info) -> MemberPoints | None:
+        return await member_points(info, self.member_id)
+
+    @strawberry.field(extensions=consented("points:read"), description="Your own transactions with this member.")
+    async def points_history(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> PointsTransactionConnection | None:
+        return await member_points_history(info, self.member_id, first, after)
 
     @classmethod
     def of(cls, view: MemberView) -> Member:

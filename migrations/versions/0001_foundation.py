@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.append_only import append_only
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -195,28 +197,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_consent_event_consent_id"), ["consent_id"], unique=False)
 
     append_only("consent_event")
-
-
-APPEND_ONLY_TRIGGERS = {
-    "sqlite": [
-        "CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
-        "BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
-        "CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
-        "BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
-    ],
-    "postgresql": [
-        "CREATE OR REPLACE FUNCTION hub_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$",
-        "CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-        "FOR EACH ROW EXECUTE FUNCTION hub_append_only()",
-    ],
-}
-
-
-def append_only(table: str) -> None:
-    """Refuse UPDATE and DELETE on an audit table in the database itself, not only in application code."""
-    for statement in APPEND_ONLY_TRIGGERS[op.get_bind().dialect.name]:
-        op.execute(statement.format(table=table))
 
 
 def downgrade() -> None:

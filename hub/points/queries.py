@@ -1,0 +1,140 @@
+"""Reading points: balances, expiring lots, a partner's own transactions and holds.
+
+A partner sees the member's coalition-wide balances (the member consented to `points:read` for it) but only its
+own transactions: another partner's transactions would tell it where the member shops.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.errors import DomainError
+from hub.points.ledger import Hold, Txn, hold_of, txn_of
+from hub.points.models import (
+    MEMBER_AVAILABLE,
+    MEMBER_HELD,
+    MEMBER_PENDING,
+    ledger_account,
+    ledger_txn,
+    point_hold,
+    point_lot,
+)
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Balances:
+    available: int
+    pending: int
+    held: int
+    lifetime_earned: int
+
+
+_BALANCES = select(ledger_account.c.kind, ledger_account.c.balance).where(
+    ledger_account.c.member_id == bindparam("member_id")
+)
+_LIFETIME = select(func.coalesce(func.sum(point_lot.c.amount - point_lot.c.reversed), 0)).where(
+    point_lot.c.member_id == bindparam("member_id"), point_lot.c.status != "debt"
+)
+
+
+async def balances(conn: AsyncConnection, member_id: int) -> Balances:
+    by_kind = {row.kind: row.balance for row in await conn.execute(_BALANCES, {"member_id": member_id})}
+    lifetime = await conn.scalar(_LIFETIME, {"member_id": member_id})
+    return Balances(
+        available=by_kind.get(MEMBER_AVAILABLE, 0),
+        pending=by_kind.get(MEMBER_PENDING, 0),
+        held=by_kind.get(MEMBER_HELD, 0),
+        lifetime_earned=int(lifetime or 0),
+    )
+
+
+@dataclass(frozen=True)
+class Expiring:
+    points: int
+    expires_at: datetime
+
+
+async def expiring(conn: AsyncConnection, member_id: int, first: int) -> list[Expiring]:
+    """Available points grouped by the instant they expire, soonest first."""
+    first = max(0, min(first, MAX_PAGE))
+    rows = await conn.execute(
+        select(point_lot.c.expires_at, func.sum(point_lot.c.remaining).label("points"))
+        .where(
+            point_lot.c.member_id == member_id,
+            point_lot.c.status == "available",
+            point_lot.c.remaining > 0,
+            point_lot.c.expires_at.is_not(None),
+        )
+        .group_by(point_lot.c.expires_at)
+        .order_by(point_lot.c.expires_at)
+        .limit(first)
+    )
+    return [Expiring(points=int(r.points), expires_at=r.expires_at) for r in rows]
+
+
+_TXN = select(ledger_txn)
+
+
+async def own_transaction(conn: AsyncConnection, partner_id: int, public_id: str) -> tuple[Txn, int] | None:
+    """One of the caller's transactions and the member it concerns (None if it is not the caller's)."""
+    row = (
+        await conn.execute(_TXN.where(ledger_txn.c.public_id == public_id, ledger_txn.c.partner_id == partner_id))
+    ).one_or_none()
+    if row is None or row.member_id is None:
+        return None
+    return txn_of(row), row.member_id
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    transactions: list[Txn]
+    has_next: bool
+
+
+def encode_cursor(public_id: str) -> str:
+    return base64.urlsafe_b64encode(public_id.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        public_id = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        public_id = ""
+    if not public_id.startswith("txn_"):
+        raise DomainError("INVALID_CURSOR", "the cursor is not one this API returned", "after")
+    return public_id
+
+
+async def history(
+    conn: AsyncConnection, partner_id: int, member_id: int, *, first: int, after: str | None
+) -> HistoryPage:
+    """The caller's own transactions with this member, newest first."""
+    if not 0 <= first <= MAX_PAGE:
+        raise DomainError("INVALID_INPUT", f"first must be between 0 and {MAX_PAGE}", "first")
+    query = (
+        _TXN.where(ledger_txn.c.partner_id == partner_id, ledger_txn.c.member_id == member_id)
+        .order_by(ledger_txn.c.id.desc())
+        .limit(first + 1)
+    )
+    if after:
+        anchor = select(ledger_txn.c.id).where(ledger_txn.c.public_id == _decode_cursor(after)).scalar_subquery()
+        query = query.where(ledger_txn.c.id < anchor)
+    rows = (await conn.execute(query)).all()
+    return HistoryPage(transactions=[txn_of(r) for r in rows[:first]], has_next=len(rows) > first)
+
+
+async def own_hold(conn: AsyncConnection, partner_id: int, public_id: str) -> Hold | None:
+    row = (
+        await conn.execute(
+            select(point_hold).where(point_hold.c.public_id == public_id, point_hold.c.partner_id == partner_id)
+        )
+    ).one_or_none()
+    return None if row is None else hold_of(row)

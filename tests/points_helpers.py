@@ -1,0 +1,64 @@
+"""Helpers for calling the ledger through GraphQL as a partner would."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from hub.points.verify import verify
+from hub.state import Hub
+from tests.conftest import ENROLL, PartnerClient, enrolment, new_phone
+
+TXN_FIELDS = "id kind status points reversedPoints reference reason pendingUntil createdAt"
+HOLD_FIELDS = "id status points capturedPoints expiresAt reference"
+ERRORS = "errors { field message code }"
+
+EARN = (
+    f"mutation($input: EarnPointsInput!) {{ earnPoints(input: $input) {{ transaction {{ {TXN_FIELDS} }} {ERRORS} }} }}"
+)
+REDEEM = f"mutation($input: RedeemPointsInput!) {{ redeemPoints(input: $input) {{ transaction {{ {TXN_FIELDS} }} {ERRORS} }} }}"
+HOLD = f"mutation($input: HoldPointsInput!) {{ holdPoints(input: $input) {{ hold {{ {HOLD_FIELDS} }} {ERRORS} }} }}"
+CAPTURE = f"mutation($input: CaptureHoldInput!) {{ captureHold(input: $input) {{ transaction {{ {TXN_FIELDS} }} {ERRORS} }} }}"
+VOID = f"mutation($input: VoidHoldInput!) {{ voidHold(input: $input) {{ hold {{ {HOLD_FIELDS} }} {ERRORS} }} }}"
+REVERSE = (
+    f"mutation($input: ReverseTransactionInput!) {{ reverseTransaction(input: $input) "
+    f"{{ transaction {{ {TXN_FIELDS} }} {ERRORS} }} }}"
+)
+POINTS = """query($id: ID!) { member(id: $id) { points { available pending held lifetimeEarned
+  expiring(first: 5) { points expiresAt } } } }"""
+
+ALL_POINTS = ["member:read", "points:read", "points:earn", "points:redeem"]
+
+
+def key() -> str:
+    return "k-" + secrets.token_hex(8)
+
+
+async def enrol_member(partner: PartnerClient, permissions: list[str] | None = None, phone: str | None = None) -> str:
+    consent = {"permissions": permissions or ALL_POINTS, "policyVersion": "2026-01", "channel": "POS"}
+    result = await partner.gql(ENROLL, enrolment("X-" + secrets.token_hex(6), phone or new_phone(), consent=consent))
+    return str(result["data"]["enrollMember"]["member"]["id"])
+
+
+async def call(partner: PartnerClient, mutation: str, **fields: Any) -> dict[str, Any]:
+    """Run a ledger mutation; returns its payload (the single root field's value)."""
+    fields.setdefault("idempotencyKey", key())
+    result = await partner.gql(mutation, {"input": fields})
+    assert "errors" not in result or result.get("data"), result
+    payload: dict[str, Any] = next(iter(result["data"].values()))
+    return payload
+
+
+def code(payload: dict[str, Any]) -> str | None:
+    return payload["errors"][0]["code"] if payload["errors"] else None
+
+
+async def balances(partner: PartnerClient, member_id: str) -> dict[str, Any]:
+    result = await partner.gql(POINTS, {"id": member_id})
+    return result["data"]["member"]["points"]  # type: ignore[no-any-return]
+
+
+async def assert_ledger_clean(hub: Hub) -> None:
+    async with hub.db.read() as conn:
+        problems = await verify(conn)
+    assert problems == [], problems
