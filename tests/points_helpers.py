@@ -13,17 +13,17 @@ TXN_FIELDS = "id kind status points reversedPoints reference reason pendingUntil
 HOLD_FIELDS = "id status points capturedPoints expiresAt reference"
 ERRORS = "errors { field message code }"
 
-EARN = (
-    f"mutation($input: EarnPointsInput!) {{ earnPoints(input: $input) {{ transaction {{ {TXN_FIELDS} }} {ERRORS} }} }}"
-)
-REDEEM = f"mutation($input: RedeemPointsInput!) {{ redeemPoints(input: $input) {{ transaction {{ {TXN_FIELDS} }} {ERRORS} }} }}"
-HOLD = f"mutation($input: HoldPointsInput!) {{ holdPoints(input: $input) {{ hold {{ {HOLD_FIELDS} }} {ERRORS} }} }}"
-CAPTURE = f"mutation($input: CaptureHoldInput!) {{ captureHold(input: $input) {{ transaction {{ {TXN_FIELDS} }} {ERRORS} }} }}"
-VOID = f"mutation($input: VoidHoldInput!) {{ voidHold(input: $input) {{ hold {{ {HOLD_FIELDS} }} {ERRORS} }} }}"
-REVERSE = (
-    f"mutation($input: ReverseTransactionInput!) {{ reverseTransaction(input: $input) "
-    f"{{ transaction {{ {TXN_FIELDS} }} {ERRORS} }} }}"
-)
+
+def _mutation(name: str, input_type: str, result: str, fields: str) -> str:
+    return f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ {result} {{ {fields} }} {ERRORS} }} }}"
+
+
+EARN = _mutation("earnPoints", "EarnPointsInput", "transaction", TXN_FIELDS)
+REDEEM = _mutation("redeemPoints", "RedeemPointsInput", "transaction", TXN_FIELDS)
+HOLD = _mutation("holdPoints", "HoldPointsInput", "hold", HOLD_FIELDS)
+CAPTURE = _mutation("captureHold", "CaptureHoldInput", "transaction", TXN_FIELDS)
+VOID = _mutation("voidHold", "VoidHoldInput", "hold", HOLD_FIELDS)
+REVERSE = _mutation("reverseTransaction", "ReverseTransactionInput", "transaction", TXN_FIELDS)
 POINTS = """query($id: ID!) { member(id: $id) { points { available pending held lifetimeEarned
   expiring(first: 5) { points expiresAt } } } }"""
 
