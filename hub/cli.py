@@ -170,6 +170,149 @@ def client_create(
     _emit(as_json, data, "client created: the secret is shown only now")
 
 
+@partner_app.command("terms")
+def partner_terms(
+    partner: Annotated[str, typer.Option(help="The partner's id (ptn_...)")],
+    point_value: Annotated[str | None, typer.Option(help="Yuan one of its points is worth, e.g. 0.01")] = None,
+    billing: Annotated[str | None, typer.Option(help="prepaid or postpaid")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set a partner's point value and billing (prepaid partners must be funded before they can issue)."""
+    from decimal import Decimal, InvalidOperation
+
+    from hub.partners import service
+
+    try:
+        value = Decimal(point_value) if point_value is not None else None
+    except InvalidOperation as exc:
+        err.print(f"[red]error[/red] INVALID_INPUT: {point_value!r} is not a number")
+        raise typer.Exit(1) from exc
+
+    async def work(hub: Hub) -> service.Terms:
+        async with hub.db.write() as conn:
+            return await service.set_terms(
+                conn, partner_public_id=partner, point_value=value, billing=billing, now=hub.clock.now()
+            )
+
+    terms = _run(work)
+    _emit(as_json, {"partner_id": partner, "point_value": str(terms.point_value), "billing": terms.billing}, "terms")
+
+
+@partner_app.command("fund")
+def partner_fund(
+    partner: Annotated[str, typer.Option(help="The partner's id (ptn_...)")],
+    points: Annotated[int, typer.Option(help="Points the partner has paid for")],
+    as_json: JsonOption = False,
+) -> None:
+    """Top up a prepaid partner's points (record a payment received)."""
+    from hub.partners import service
+    from hub.points import ledger, queries
+
+    async def work(hub: Hub) -> int:
+        async with hub.db.write() as conn:
+            owner = await service.get_partner(conn, partner)
+            if owner is None:
+                raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner!r}", "partner")
+            await ledger.fund(conn, owner.id, points, hub.clock.now())
+            return await queries.issuing_balance(conn, owner.id)
+
+    balance = _run(work)
+    _emit(as_json, {"partner_id": partner, "funded_points": points, "prepaid_balance": balance}, "partner funded")
+
+
+# -- ledger -----------------------------------------------------------------------------------------------------------
+ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("verify")
+def ledger_verify(as_json: JsonOption = False) -> None:
+    """Check every ledger invariant; print each violation; exit 1 if there is any."""
+    from hub.points.verify import verify
+
+    async def work(hub: Hub) -> list[str]:
+        async with hub.db.read() as conn:
+            return await verify(conn)
+
+    problems = _run(work)
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": not problems, "violations": problems}, ensure_ascii=False) + "\n")
+    elif problems:
+        for problem in problems:
+            console.print(f"[red]✗[/red] {problem}", highlight=False)
+    else:
+        console.print("[green]ledger verified: every invariant holds[/green]")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run each job once and exit")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between rounds")] = 30.0,
+) -> None:
+    """Run the periodic jobs: mature pending points, expire lots, expire holds (safe as several processes)."""
+    from hub.points import jobs
+
+    async def work(hub: Hub) -> None:
+        while True:
+            report = await jobs.run_once(hub.db, hub.clock.now())
+            console.print(
+                f"matured {report.matured_points} points, expired {report.expired_points} points, "
+                f"expired {report.expired_holds} holds",
+                highlight=False,
+            )
+            if once:
+                return
+            await asyncio.sleep(interval)
+
+    _run(work)
+
+
+@app.command()
+def settle(
+    period: Annotated[str, typer.Option(help="The month, YYYY-MM")],
+    format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """Print the settlement statement of a month: who owes whom, per issuing and redeeming partner."""
+    import csv
+
+    from hub.points import settlement
+
+    if format not in ("table", "csv", "json"):
+        err.print("[red]error[/red] INVALID_INPUT: --format must be table, csv or json")
+        raise typer.Exit(2)
+
+    async def work(hub: Hub) -> list[settlement.Line]:
+        async with hub.db.read() as conn:
+            return await settlement.lines(conn, period, hub.settings.points_policy.zone)
+
+    lines = _run(work)
+    rows = [
+        {
+            "issuer_id": x.issuer_id,
+            "issuer": x.issuer_name,
+            "redeemer_id": x.redeemer_id,
+            "redeemer": x.redeemer_name,
+            "points": x.points,
+            "value_cny": str(x.value),
+        }
+        for x in lines
+    ]
+    if format == "json":
+        sys.stdout.write(json.dumps({"period": period, "currency": "CNY", "lines": rows}, ensure_ascii=False) + "\n")
+    elif format == "csv":
+        columns = ["issuer_id", "issuer", "redeemer_id", "redeemer", "points", "value_cny"]
+        out = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        out.writeheader()
+        out.writerows(rows)
+    else:
+        table = Table("issuer", "redeemer", "points", "value (CNY)", title=f"settlement {period}")
+        for r in rows:
+            table.add_row(str(r["issuer"]), str(r["redeemer"]), str(r["points"]), str(r["value_cny"]))
+        console.print(table)
+
+
 # -- demo -------------------------------------------------------------------------------------------------------
 @demo_app.command("seed")
 def demo_seed(

@@ -23,3 +23,6 @@ class FrozenClock(Clock):
 
     def advance(self, **delta: float) -> None:
         self._at += timedelta(**delta)
+
+    def set(self, at: datetime) -> None:
+        self._at = at

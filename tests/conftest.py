@@ -105,6 +105,7 @@ class PartnerClient:
     client_id: str
     client_secret: str
     scopes: frozenset[str]
+    cached_token: str | None = None
 
     async def token(self, scope: str | None = None) -> str:
         data = {"grant_type": "client_credentials"}
@@ -117,7 +118,9 @@ class PartnerClient:
     async def gql(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
     ) -> dict[str, Any]:
-        bearer = token or await self.token()
+        if token is None and self.cached_token is None:
+            self.cached_token = await self.token()
+        bearer = token or self.cached_token
         response = await self.http.post(
             "/graphql",
             json={"query": query, "variables": variables or {}},

@@ -861,7 +861,11 @@ async def _reverse_earn(
 ) -> None:
     member_id, issuer = original.member_id, original.partner_id
     await lock_member(conn, member_id, now)
-    lot = (await conn.execute(select(point_lot).where(point_lot.c.earn_txn_id == original.id))).one()
+    lot = (
+        await conn.execute(
+            select(point_lot).where(point_lot.c.earn_txn_id == original.id, point_lot.c.status != "debt")
+        )
+    ).one()
     if lot.status == "pending":
         await _post(
             conn,

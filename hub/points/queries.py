@@ -15,11 +15,12 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.errors import DomainError
-from hub.points.ledger import Hold, Txn, hold_of, txn_of
+from hub.points.ledger import Hold, Txn, hold_of, partner_account, txn_of
 from hub.points.models import (
     MEMBER_AVAILABLE,
     MEMBER_HELD,
     MEMBER_PENDING,
+    PARTNER_ISSUING,
     ledger_account,
     ledger_txn,
     point_hold,
@@ -54,6 +55,12 @@ async def balances(conn: AsyncConnection, member_id: int) -> Balances:
         held=by_kind.get(MEMBER_HELD, 0),
         lifetime_earned=int(lifetime or 0),
     )
+
+
+async def issuing_balance(conn: AsyncConnection, partner_id: int) -> int:
+    """For a prepaid partner: the points it may still issue."""
+    code = partner_account(PARTNER_ISSUING, partner_id).code
+    return int(await conn.scalar(select(ledger_account.c.balance).where(ledger_account.c.code == code)) or 0)
 
 
 @dataclass(frozen=True)
