@@ -76,7 +76,7 @@ def _emit(as_json: bool, data: dict[str, Any], title: str) -> None:
         console.print(f"  {key.ljust(width)}  {value}", soft_wrap=True, highlight=False)
 
 
-# -- db ---------------------------------------------------------------------------------------------------------
+# -- db --------------------------------------------------------------------------------------------------------------
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations (the only way the schema is built)."""
@@ -91,7 +91,7 @@ def db_current() -> None:
     console.print(migrate.current(_settings().database_url) or "(empty)")
 
 
-# -- partners and clients ---------------------------------------------------------------------------------------
+# -- partners and clients --------------------------------------------------------------------------------------------
 @partner_app.command("create")
 def partner_create(
     name: Annotated[str, typer.Option(help="The partner's name")],
@@ -220,7 +220,7 @@ def partner_fund(
     _emit(as_json, {"partner_id": partner, "funded_points": points, "prepaid_balance": balance}, "partner funded")
 
 
-# -- ledger -----------------------------------------------------------------------------------------------------------
+# -- ledger ----------------------------------------------------------------------------------------------------------
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 
@@ -313,7 +313,7 @@ def settle(
         console.print(table)
 
 
-# -- demo -------------------------------------------------------------------------------------------------------
+# -- demo ------------------------------------------------------------------------------------------------------------
 @demo_app.command("seed")
 def demo_seed(
     members: Annotated[int, typer.Option(help="How many members to create")] = 300,
@@ -355,7 +355,7 @@ def _print_demo_clients(clients: list[Any], as_json: bool) -> None:
         )
 
 
-# -- schema ---------------------------------------------------------------------------------------------------------
+# -- schema ----------------------------------------------------------------------------------------------------------
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 
@@ -368,7 +368,7 @@ def schema_print() -> None:
     sys.stdout.write(build_schema(_settings()).as_str() + "\n")
 
 
-# -- keys -------------------------------------------------------------------------------------------------------
+# -- keys ------------------------------------------------------------------------------------------------------------
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Start signing with a new key; older keys keep verifying the tokens they signed."""
@@ -397,7 +397,7 @@ def keys_list() -> None:
         console.print(key["kid"])
 
 
-# -- serve ------------------------------------------------------------------------------------------------------
+# -- serve -----------------------------------------------------------------------------------------------------------
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",

@@ -36,7 +36,7 @@ T = TypeVar("T")
 EXPIRY_DAYS = 30
 
 
-# -- the model ----------------------------------------------------------------------------------------------------------
+# -- the model -------------------------------------------------------------------------------------------------------
 @dataclass
 class Lot:
     id: int
@@ -198,7 +198,7 @@ class Model:
                 self.resolve(hold, 0)
 
 
-# -- the machine ---------------------------------------------------------------------------------------------------------
+# -- the machine -----------------------------------------------------------------------------------------------------
 class Loop:
     """The app runs on a private event loop: Hypothesis rules are synchronous."""
 
@@ -231,8 +231,11 @@ class LedgerMachine(RuleBasedStateMachine):
         self.done: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []  # (partner, mutation, input, result)
 
     def _enrol(self, partner: PartnerClient, phone: str) -> str:
-        consent = {"permissions": ["member:read", "points:read", "points:earn", "points:redeem"],
-                   "policyVersion": "1", "channel": "POS"}  # fmt: skip
+        consent = {
+            "permissions": ["member:read", "points:read", "points:earn", "points:redeem"],
+            "policyVersion": "1",
+            "channel": "POS",
+        }
         result = self.loop.run(partner.gql(ENROLL, enrolment("M-" + secrets.token_hex(5), phone, consent=consent)))
         return str(result["data"]["enrollMember"]["member"]["id"])
 
@@ -390,9 +393,13 @@ def machine_env(settings: Settings, tmp_path: Any) -> Any:
                 conn, name=f"M {secrets.token_hex(5)}", kind="pharmacy_chain", now=clock.now()
             )
             client = await partners.create_client(
-                conn, partner_public_id=partner.public_id, now=clock.now(),
-                scopes=frozenset({"member:read", "member:enroll", "points:read", "points:earn", "points:redeem", "points:reverse"}),
-            )  # fmt: skip
+                conn,
+                partner_public_id=partner.public_id,
+                now=clock.now(),
+                scopes=frozenset(
+                    {"member:read", "member:enroll", "points:read", "points:earn", "points:redeem", "points:reverse"}
+                ),
+            )
         assert client.client_secret is not None
         return PartnerClient(http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes)
 

@@ -56,7 +56,7 @@ def mint(hub: Hub, header: dict[str, Any] | None = None, key: Any = None, **clai
     return jwt.encode(head, {k: v for k, v in body.items() if v is not None}, signing, algorithms=[head["alg"]])
 
 
-# -- token endpoint ---------------------------------------------------------------------------------------------
+# -- token endpoint --------------------------------------------------------------------------------------------------
 async def test_client_credentials_issues_an_rfc9068_token(make_partner: Any, hub: Hub) -> None:
     partner: PartnerClient = await make_partner()
     response = await partner.http.post(
@@ -170,7 +170,7 @@ async def test_operator_scopes_are_never_grantable(hub: Hub) -> None:
     assert raised.value.code == "INVALID_SCOPE"
 
 
-# -- private_key_jwt ----------------------------------------------------------------------------------------------
+# -- private_key_jwt -------------------------------------------------------------------------------------------------
 @pytest.fixture
 async def key_client(hub: Hub, make_partner: Any) -> tuple[str, ECKey, httpx.AsyncClient]:
     base: PartnerClient = await make_partner()
@@ -248,7 +248,7 @@ async def test_private_key_jwt_signed_by_another_key_fails(key_client: Any) -> N
     assert response.json()["error"] == "invalid_client"
 
 
-# -- bad bearer tokens on the API ---------------------------------------------------------------------------------
+# -- bad bearer tokens on the API ------------------------------------------------------------------------------------
 async def test_a_good_token_reaches_graphql(make_partner: Any) -> None:
     partner: PartnerClient = await make_partner(kind="gym", scopes="member:read")
     result = await partner.gql(VIEWER)
@@ -323,7 +323,7 @@ async def test_bearer_scheme_and_query_string_tokens_are_refused(make_partner: A
     assert in_query.status_code == 400
 
 
-# -- revocation and introspection -----------------------------------------------------------------------------------
+# -- revocation and introspection ------------------------------------------------------------------------------------
 async def test_revoked_token_stops_working_on_the_next_request(make_partner: Any) -> None:
     partner: PartnerClient = await make_partner()
     token = await partner.token()
@@ -388,7 +388,7 @@ async def test_issued_tokens_are_recorded_by_jti_only(make_partner: Any, hub: Hu
     assert token not in str(tuple(row))
 
 
-# -- metadata and keys -------------------------------------------------------------------------------------------
+# -- metadata and keys -----------------------------------------------------------------------------------------------
 async def test_metadata_and_jwks(http: httpx.AsyncClient) -> None:
     meta = (await http.get("/.well-known/oauth-authorization-server")).json()
     assert meta["issuer"] == ISSUER

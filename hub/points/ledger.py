@@ -72,7 +72,7 @@ class _Replay(Exception):
         self.partner_id, self.key, self.request_hash = partner_id, key, request_hash
 
 
-# -- accounts -------------------------------------------------------------------------------------------------------
+# -- accounts --------------------------------------------------------------------------------------------------------
 _RANK = {
     MEMBER_AVAILABLE: 0,
     MEMBER_PENDING: 1,
@@ -217,7 +217,7 @@ _FLOOR_MESSAGES = {
 }
 
 
-# -- idempotency ------------------------------------------------------------------------------------------------------
+# -- idempotency -----------------------------------------------------------------------------------------------------
 def request_hash(command: str, fields: dict[str, Any]) -> str:
     canonical = json.dumps({"command": command, **fields}, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -287,7 +287,7 @@ def _retryable(exc: DBAPIError) -> bool:
     return code in ("40001", "40P01")
 
 
-# -- members ----------------------------------------------------------------------------------------------------------
+# -- members ---------------------------------------------------------------------------------------------------------
 async def _member(conn: AsyncConnection, partner_id: int, pairwise_id: str, permission: str, now: datetime) -> int:
     view = await members.by_pairwise_id(conn, partner_id, pairwise_id, now)
     if view is None:
@@ -307,7 +307,7 @@ def _check_key(key: str) -> None:
         raise LedgerError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
 
 
-# -- lots -------------------------------------------------------------------------------------------------------------
+# -- lots ------------------------------------------------------------------------------------------------------------
 _SPENDABLE_LOTS = (
     select(point_lot.c.id, point_lot.c.remaining, point_lot.c.issuer_id)
     .where(
@@ -402,7 +402,7 @@ async def _repay_debt(conn: AsyncConnection, txn_id: int, member_id: int, lot_id
                 del available[lot_id]
 
 
-# -- results ----------------------------------------------------------------------------------------------------------
+# -- results ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Txn:
     public_id: str
@@ -479,7 +479,7 @@ async def load_hold_of_txn(conn: AsyncConnection, txn_id: int) -> Hold:
     return hold_of(row)
 
 
-# -- commands ---------------------------------------------------------------------------------------------------------
+# -- commands --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Earn:
     member_id: str
@@ -1007,7 +1007,7 @@ async def fund(conn: AsyncConnection, partner_id: int, points: int, now: datetim
     return txn_id
 
 
-# -- the periodic jobs' writes (hub/points/jobs.py picks the members) ------------------------------------------
+# -- the periodic jobs' writes (hub/points/jobs.py picks the members) ------------------------------------------------
 async def try_lock_member(conn: AsyncConnection, member_id: int, now: datetime) -> bool:
     """Lock the member's available account unless another transaction holds it (then: skip this member)."""
     code = member_account(MEMBER_AVAILABLE, member_id).code

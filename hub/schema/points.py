@@ -193,7 +193,7 @@ async def member_points_history(
     )
 
 
-# -- mutations ---------------------------------------------------------------------------------------------------------
+# -- mutations -------------------------------------------------------------------------------------------------------
 @strawberry.input
 class EarnPointsInput:
     member_id: strawberry.ID
@@ -330,7 +330,7 @@ class PointsMutations:
         return await _transaction(info, lambda conn: ledger.reverse(conn, ctx.partner_id, cmd, ctx.now, policy))
 
 
-# -- queries -----------------------------------------------------------------------------------------------------------
+# -- queries ---------------------------------------------------------------------------------------------------------
 @strawberry.type
 class SettlementParty:
     id: strawberry.ID
