@@ -214,7 +214,7 @@ def partner_fund(
             if owner is None:
                 raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner!r}", "partner")
             await ledger.fund(conn, owner.id, points, hub.clock.now())
-            return await queries.issuing_balance(conn, owner.id)
+            return await queries.prepaid_balance(conn, owner.id)
 
     balance = _run(work)
     _emit(as_json, {"partner_id": partner, "funded_points": points, "prepaid_balance": balance}, "partner funded")

@@ -15,6 +15,7 @@ from hub.auth import scopes as scope_catalogue
 from hub.errors import DomainError
 from hub.ids import new_id, secret_hash
 from hub.partners.models import AUTH_METHODS, PARTNER_KINDS, client_secret, oauth_client, partner, partner_terms
+from hub.points import ledger
 
 SECRET_PREFIX = "hub_cs_"  # noqa: S105 (a prefix that lets secret scanners spot leaks)
 
@@ -58,6 +59,7 @@ async def create_partner(conn: AsyncConnection, *, name: str, kind: str, now: da
             .returning(partner)
         )
     ).one()
+    await ledger.open_partner_accounts(conn, row.id, now)
     return _partner(row)
 
 

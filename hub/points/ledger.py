@@ -26,7 +26,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,9 +44,11 @@ from hub.points.models import (
     MEMBER_HELD,
     MEMBER_PENDING,
     PARTNER_ISSUING,
+    PARTNER_PREPAID,
     PARTNER_REDEEMED,
     SYSTEM_EXPIRED,
     SYSTEM_FUNDING,
+    TRACKED_KINDS,
     UNIT,
     ledger_account,
     ledger_entry,
@@ -68,19 +70,17 @@ class LedgerError(DomainError):
 class _Replay(Exception):
     """The idempotency key was claimed by an earlier request: roll back and answer with its result."""
 
-    def __init__(self, partner_id: int, key: str, request_hash: str) -> None:
-        self.partner_id, self.key, self.request_hash = partner_id, key, request_hash
-
 
 # -- accounts --------------------------------------------------------------------------------------------------------
 _RANK = {
     MEMBER_AVAILABLE: 0,
     MEMBER_PENDING: 1,
     MEMBER_HELD: 2,
-    PARTNER_ISSUING: 3,
-    PARTNER_REDEEMED: 4,
-    SYSTEM_EXPIRED: 5,
-    SYSTEM_FUNDING: 6,
+    PARTNER_PREPAID: 3,
+    PARTNER_ISSUING: 4,
+    PARTNER_REDEEMED: 5,
+    SYSTEM_EXPIRED: 6,
+    SYSTEM_FUNDING: 7,
 }
 
 
@@ -149,13 +149,15 @@ _UPSERT = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
 
 
 async def _post(conn: AsyncConnection, txn_id: int, movements: Sequence[Movement], now: datetime) -> dict[str, int]:
-    """Apply movements to cached balances in lock order, then write their entries. Returns new balances."""
+    """Apply movements to cached balances in lock order, then write their entries. Returns new cached balances."""
     if sum(m.amount for m in movements) != 0:
         raise AssertionError(f"unbalanced transaction: {movements}")
     balances: dict[str, int] = {}
     movements = [m for m in movements if m.amount]
     for move in sorted(movements, key=lambda m: (_RANK[m.account.kind], m.account.code)):
         code = move.account.code
+        if move.account.kind not in TRACKED_KINDS:
+            continue  # append-only account: its entry below is all there is to write
         if move.floor is not None and move.amount < 0:
             balance = await conn.scalar(
                 _GUARDED_DEBIT, {"b_code": code, "b_amount": move.amount, "b_floor": move.floor}
@@ -218,9 +220,22 @@ _FLOOR_MESSAGES = {
 
 
 # -- idempotency -----------------------------------------------------------------------------------------------------
-def request_hash(command: str, fields: dict[str, Any]) -> str:
-    canonical = json.dumps({"command": command, **fields}, sort_keys=True, default=str, separators=(",", ":"))
+def fingerprint(cmd: Any) -> str:
+    """The hash stored with an idempotency key: the command and every input but the key itself."""
+    fields = {k: v for k, v in vars(cmd).items() if k != "idempotency_key"}
+    canonical = json.dumps({"command": cmd.COMMAND, **fields}, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    partner_id: int
+    key: str
+    request_hash: str
+
+    @classmethod
+    def of(cls, partner_id: int, cmd: Any) -> Idempotency:
+        return cls(partner_id, cmd.idempotency_key, fingerprint(cmd))
 
 
 def _claim_statement(dialect: str) -> Any:
@@ -243,32 +258,41 @@ async def _open_txn(
     row = {"public_id": public_id, "idempotency_key": key, "request_hash": request_hash, **values}
     txn_id = await conn.scalar(_CLAIM[conn.dialect.name].values(**row))
     if txn_id is None:
-        assert key is not None and request_hash is not None
-        raise _Replay(values["partner_id"], key, request_hash)
+        raise _Replay()
     return int(txn_id), public_id
 
 
 async def run(
     db: Database,
+    idempotency: Idempotency,
     command: Callable[[AsyncConnection], Awaitable[T]],
     replay: Callable[[AsyncConnection, int], Awaitable[T]],
 ) -> T:
-    """Run one ledger command in its own transaction; replay stored results; retry PostgreSQL conflicts."""
+    """Run one ledger command in its own transaction; replay stored results; retry PostgreSQL conflicts.
+
+    The key decides before anything else: a request whose key was already used gets the stored result (same
+    request) or IDEMPOTENCY_CONFLICT (different request), even when the new request would itself fail. The key
+    is looked up only when the command could not claim it or failed, so the usual path costs nothing extra.
+    """
     for attempt in range(8):
         try:
             async with db.write() as conn:
                 return await command(conn)
-        except _Replay as claimed:
+        except (_Replay, DomainError) as stopped:
             async with db.read() as conn:
                 stored = (
                     await conn.execute(
                         select(ledger_txn.c.id, ledger_txn.c.request_hash).where(
-                            ledger_txn.c.partner_id == claimed.partner_id,
-                            ledger_txn.c.idempotency_key == claimed.key,
+                            ledger_txn.c.partner_id == idempotency.partner_id,
+                            ledger_txn.c.idempotency_key == idempotency.key,
                         )
                     )
-                ).one()
-                if stored.request_hash != claimed.request_hash:
+                ).one_or_none()
+                if stored is None:
+                    if isinstance(stopped, _Replay):
+                        continue  # the claim's winner rolled back after all: try again
+                    raise
+                if stored.request_hash != idempotency.request_hash:
                     raise LedgerError(
                         "IDEMPOTENCY_CONFLICT",
                         "this idempotency key was used for a different request",
@@ -482,6 +506,7 @@ async def load_hold_of_txn(conn: AsyncConnection, txn_id: int) -> Hold:
 # -- commands --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Earn:
+    COMMAND: ClassVar[str] = "earn"
     member_id: str
     points: int
     reason: str | None
@@ -505,7 +530,7 @@ async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime,
     txn_id, public_id = await _open_txn(
         conn,
         key=cmd.idempotency_key,
-        request_hash=request_hash("earn", {**cmd.__dict__, "idempotency_key": None}),
+        request_hash=fingerprint(cmd),
         kind="earn",
         status="PENDING" if pending else "POSTED",
         partner_id=partner_id,
@@ -523,11 +548,13 @@ async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime,
         [
             Movement(member_account(MEMBER_PENDING if pending else MEMBER_AVAILABLE, member_id), cmd.points),
             Movement(
-                partner_account(PARTNER_ISSUING, partner_id),
+                partner_account(PARTNER_PREPAID, partner_id),
                 -cmd.points,
-                floor=0 if prepaid else None,
+                floor=0,
                 floor_error="PREPAID_BALANCE_EXHAUSTED",
-            ),
+            )
+            if prepaid
+            else Movement(partner_account(PARTNER_ISSUING, partner_id), -cmd.points),
         ],
         now,
     )
@@ -562,6 +589,7 @@ async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime,
 
 @dataclass(frozen=True)
 class Redeem:
+    COMMAND: ClassVar[str] = "redeem"
     member_id: str
     points: int
     reference: str | None
@@ -576,7 +604,7 @@ async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datet
     txn_id, public_id = await _open_txn(
         conn,
         key=cmd.idempotency_key,
-        request_hash=request_hash("redeem", {**cmd.__dict__, "idempotency_key": None}),
+        request_hash=fingerprint(cmd),
         kind="redeem",
         status="POSTED",
         partner_id=partner_id,
@@ -610,6 +638,7 @@ async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datet
 
 @dataclass(frozen=True)
 class PlaceHold:
+    COMMAND: ClassVar[str] = "hold"
     member_id: str
     points: int
     reference: str | None
@@ -645,7 +674,7 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
     txn_id, _public_id = await _open_txn(
         conn,
         key=cmd.idempotency_key,
-        request_hash=request_hash("hold", {**cmd.__dict__, "idempotency_key": None}),
+        request_hash=fingerprint(cmd),
         kind="hold",
         status="POSTED",
         partner_id=partner_id,
@@ -674,9 +703,17 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
 
 
 @dataclass(frozen=True)
-class ResolveHold:
+class Capture:
+    COMMAND: ClassVar[str] = "capture"
     hold_id: str
-    points: int | None  # capture amount; None for a void
+    points: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class Void:
+    COMMAND: ClassVar[str] = "void"
+    hold_id: str
     idempotency_key: str
 
 
@@ -691,9 +728,8 @@ async def _hold_for(conn: AsyncConnection, partner_id: int, public_id: str) -> A
     return row
 
 
-async def capture(conn: AsyncConnection, partner_id: int, cmd: ResolveHold, now: datetime) -> int:
+async def capture(conn: AsyncConnection, partner_id: int, cmd: Capture, now: datetime) -> int:
     """Capture all or part of a hold; the rest goes back to the member."""
-    assert cmd.points is not None
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
     found = await _hold_for(conn, partner_id, cmd.hold_id)
@@ -702,7 +738,7 @@ async def capture(conn: AsyncConnection, partner_id: int, cmd: ResolveHold, now:
     txn_id, _public_id = await _open_txn(
         conn,
         key=cmd.idempotency_key,
-        request_hash=request_hash("capture", {**cmd.__dict__, "idempotency_key": None}),
+        request_hash=fingerprint(cmd),
         kind="capture",
         status="POSTED",
         partner_id=partner_id,
@@ -724,13 +760,13 @@ async def capture(conn: AsyncConnection, partner_id: int, cmd: ResolveHold, now:
     return txn_id
 
 
-async def void(conn: AsyncConnection, partner_id: int, cmd: ResolveHold, now: datetime) -> int:
+async def void(conn: AsyncConnection, partner_id: int, cmd: Void, now: datetime) -> int:
     _check_key(cmd.idempotency_key)
     found = await _hold_for(conn, partner_id, cmd.hold_id)
     txn_id, _public_id = await _open_txn(
         conn,
         key=cmd.idempotency_key,
-        request_hash=request_hash("void", {**cmd.__dict__, "idempotency_key": None}),
+        request_hash=fingerprint(cmd),
         kind="void",
         status="POSTED",
         partner_id=partner_id,
@@ -801,6 +837,7 @@ async def _resolve_hold(
 
 @dataclass(frozen=True)
 class Reverse:
+    COMMAND: ClassVar[str] = "reverse"
     transaction_id: str
     points: int
     reason: str | None
@@ -823,7 +860,7 @@ async def reverse(conn: AsyncConnection, partner_id: int, cmd: Reverse, now: dat
     txn_id, _public_id = await _open_txn(
         conn,
         key=cmd.idempotency_key,
-        request_hash=request_hash("reverse", {**cmd.__dict__, "idempotency_key": None}),
+        request_hash=fingerprint(cmd),
         kind="reverse",
         status="POSTED",
         partner_id=partner_id,
@@ -861,6 +898,7 @@ async def _reverse_earn(
 ) -> None:
     member_id, issuer = original.member_id, original.partner_id
     await lock_member(conn, member_id, now)
+    source = await _earn_source(conn, original.id, issuer)
     lot = (
         await conn.execute(
             select(point_lot).where(point_lot.c.earn_txn_id == original.id, point_lot.c.status != "debt")
@@ -872,7 +910,7 @@ async def _reverse_earn(
             txn_id,
             [
                 Movement(member_account(MEMBER_PENDING, member_id), -points),
-                Movement(partner_account(PARTNER_ISSUING, issuer), points),
+                Movement(source, points),
             ],
             now,
         )
@@ -891,7 +929,7 @@ async def _reverse_earn(
         )
     movements = [
         Movement(member_account(MEMBER_AVAILABLE, member_id), -(from_remaining + shortfall)),
-        Movement(partner_account(PARTNER_ISSUING, issuer), points),
+        Movement(source, points),
     ]
     if from_expired:  # points that had expired go back from the expired account: the member loses nothing twice
         movements.append(Movement(SYSTEM_EXPIRED_ACCOUNT, -from_expired))
@@ -907,6 +945,15 @@ async def _reverse_earn(
     )
     if shortfall:
         await _add_debt(conn, member_id, issuer, original.id, shortfall, now)
+
+
+async def _earn_source(conn: AsyncConnection, earn_txn_id: int, issuer: int) -> Account:
+    """The partner account an earn was funded from (issuing, or prepaid): a reversal goes back to it."""
+    debited = await conn.scalar(
+        select(ledger_entry.c.account).where(ledger_entry.c.txn_id == earn_txn_id, ledger_entry.c.amount < 0)
+    )
+    kind = PARTNER_PREPAID if debited == partner_account(PARTNER_PREPAID, issuer).code else PARTNER_ISSUING
+    return partner_account(kind, issuer)
 
 
 async def _add_debt(
@@ -978,14 +1025,8 @@ async def _refund_spend(conn: AsyncConnection, original: Any, txn_id: int, point
     await _allocate(conn, txn_id, back, "refund", redeemer, now)
 
 
-@dataclass(frozen=True)
-class Fund:
-    partner_id: int
-    points: int
-
-
 async def fund(conn: AsyncConnection, partner_id: int, points: int, now: datetime) -> int:
-    """Top up a prepaid partner's issuing account (the operator records a payment received)."""
+    """Top up a prepaid partner's points (the operator records a payment received)."""
     _check_points(points)
     txn_id, _ = await _open_txn(
         conn,
@@ -1000,11 +1041,29 @@ async def fund(conn: AsyncConnection, partner_id: int, points: int, now: datetim
     await _post(
         conn,
         txn_id,
-        [Movement(partner_account(PARTNER_ISSUING, partner_id), points), Movement(SYSTEM_FUNDING_ACCOUNT, -points)],
+        [Movement(partner_account(PARTNER_PREPAID, partner_id), points), Movement(SYSTEM_FUNDING_ACCOUNT, -points)],
         now,
     )
     await outbox.record(conn, "partner.funded", now=now, partner_id=partner_id, payload={"points": points})
     return txn_id
+
+
+async def open_partner_accounts(conn: AsyncConnection, partner_id: int, now: datetime) -> None:
+    """Create a partner's ledger accounts (called when the partner is created)."""
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    rows = [
+        {
+            "code": partner_account(kind, partner_id).code,
+            "kind": kind,
+            "unit": UNIT,
+            "partner_id": partner_id,
+            "balance": 0,
+            "version": 0,
+            "created_at": now,
+        }
+        for kind in (PARTNER_ISSUING, PARTNER_PREPAID, PARTNER_REDEEMED)
+    ]
+    await conn.execute(insert_(ledger_account).on_conflict_do_nothing(index_elements=[ledger_account.c.code]), rows)
 
 
 # -- the periodic jobs' writes (hub/points/jobs.py picks the members) ------------------------------------------------

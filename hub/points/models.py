@@ -14,11 +14,17 @@ from hub.db import BigId, UtcDateTime, metadata
 UNIT = "POINT"  # accounts carry a unit so a second currency needs no new model
 
 # Account kinds. Member accounts: available (floor 0 for spending), pending (return window), held (reserved by a
-# till). Partner accounts: issuing (source of the points it awards), redeemed (points it took in). System: expired,
-# funding (the other side of prepaid top-ups).
+# till). Partner accounts: issuing (source of the points a post-paid partner awards), prepaid (what a prepaid
+# partner has paid for and may still award; floor 0), redeemed (points it took in). System: expired, funding (the
+# other side of prepaid top-ups).
 MEMBER_AVAILABLE, MEMBER_PENDING, MEMBER_HELD = "member_available", "member_pending", "member_held"
-PARTNER_ISSUING, PARTNER_REDEEMED = "partner_issuing", "partner_redeemed"
+PARTNER_ISSUING, PARTNER_PREPAID, PARTNER_REDEEMED = "partner_issuing", "partner_prepaid", "partner_redeemed"
 SYSTEM_EXPIRED, SYSTEM_FUNDING = "system_expired", "system_funding"
+
+# Accounts whose balance is cached on the row because a debit must be checked against a floor. The others are
+# append-only: their balance is the sum of their entries, computed when asked. Caching those would make every
+# redemption at a partner queue on that partner's one row (a hot account) for no check at all.
+TRACKED_KINDS = frozenset({MEMBER_AVAILABLE, MEMBER_PENDING, MEMBER_HELD, PARTNER_PREPAID})
 
 ledger_account = Table(
     "ledger_account",

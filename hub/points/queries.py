@@ -20,7 +20,7 @@ from hub.points.models import (
     MEMBER_AVAILABLE,
     MEMBER_HELD,
     MEMBER_PENDING,
-    PARTNER_ISSUING,
+    PARTNER_PREPAID,
     ledger_account,
     ledger_txn,
     point_hold,
@@ -57,9 +57,9 @@ async def balances(conn: AsyncConnection, member_id: int) -> Balances:
     )
 
 
-async def issuing_balance(conn: AsyncConnection, partner_id: int) -> int:
+async def prepaid_balance(conn: AsyncConnection, partner_id: int) -> int:
     """For a prepaid partner: the points it may still issue."""
-    code = partner_account(PARTNER_ISSUING, partner_id).code
+    code = partner_account(PARTNER_PREPAID, partner_id).code
     return int(await conn.scalar(select(ledger_account.c.balance).where(ledger_account.c.code == code)) or 0)
 
 

@@ -1,17 +1,18 @@
 """`hub ledger verify`: every invariant of the ledger, checked from the stored rows. Each returns its violations.
 
 1. The entries of every transaction sum to zero.
-2. Every cached balance equals the sum of its account's entries, and its version their count (an entry
-   updated or deleted shows here; the database also refuses both).
+2. Every cached balance (member accounts, prepaid accounts) equals the sum of its account's entries, and its
+   version their count (an entry updated or deleted shows here; the database also refuses both).
 3. A member's lots explain its balances: available = Σ remaining of available and debt lots; pending = Σ
    remaining of pending lots; held = Σ points of active holds = Σ net hold allocations.
 4. No balance below its floor: a member's available balance is below zero only by its recorded debt (a reversal
-   after spending); a prepaid partner's issuing account never below zero.
+   after spending); a prepaid partner's prepaid account never below zero.
 5. Holds: captured ≤ held; a hold is resolved by at most one transaction, and only a resolved hold has one.
 6. An idempotency key is used at most once per partner.
 7. Every lot: amount − Σ allocations − expired − reversed = remaining.
-8. Per issuer: issuing balance = funded − Σ (lot amount − reversed); per redeemer: redeemed balance = Σ
-   settling allocations (so settlement lines, built from allocations, agree with the accounts).
+8. Per issuer: Σ entries of its issuing and prepaid accounts = funded − Σ (lot amount − reversed); per redeemer:
+   Σ entries of its redeemed account = Σ settling allocations (so settlement lines, built from allocations,
+   agree with the accounts).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.partners.models import partner_terms
 from hub.points.models import (
     MEMBER_AVAILABLE,
     MEMBER_HELD,
     MEMBER_PENDING,
     PARTNER_ISSUING,
+    PARTNER_PREPAID,
     PARTNER_REDEEMED,
+    TRACKED_KINDS,
     ledger_account,
     ledger_entry,
     ledger_txn,
@@ -60,8 +62,9 @@ async def verify(conn: AsyncConnection) -> list[str]:
         select(ledger_account.c.code, ledger_account.c.balance, ledger_account.c.version, sums.c.total, sums.c.n)
         .outerjoin(sums, sums.c.account == ledger_account.c.code)
         .where(
+            ledger_account.c.kind.in_(TRACKED_KINDS),
             (ledger_account.c.balance != func.coalesce(sums.c.total, 0))
-            | (ledger_account.c.version != func.coalesce(sums.c.n, 0))
+            | (ledger_account.c.version != func.coalesce(sums.c.n, 0)),
         )
     )
     problems += [
@@ -135,12 +138,8 @@ async def verify(conn: AsyncConnection) -> list[str]:
         f"member {r.member_id}: balance {r.balance} is below zero beyond its recorded debt {r.owed or 0}"
         for r in await _rows(conn, below)
     ]
-    prepaid = (
-        select(ledger_account.c.code, ledger_account.c.balance)
-        .join(partner_terms, partner_terms.c.partner_id == ledger_account.c.partner_id)
-        .where(
-            ledger_account.c.kind == PARTNER_ISSUING, partner_terms.c.billing == "prepaid", ledger_account.c.balance < 0
-        )
+    prepaid = select(ledger_account.c.code, ledger_account.c.balance).where(
+        ledger_account.c.kind == PARTNER_PREPAID, ledger_account.c.balance < 0
     )
     problems += [f"{r.code}: prepaid balance {r.balance} below zero" for r in await _rows(conn, prepaid)]
 
@@ -205,7 +204,7 @@ async def verify(conn: AsyncConnection) -> list[str]:
         for r in await _rows(conn, lot_drift)
     ]
 
-    # Issuers: funded − (issued − reversed) = issuing balance. Funding is the only other movement on the account.
+    # Issuers: what their issuing and prepaid accounts received in entries = funded − (issued − reversed).
     issued = (
         select(point_lot.c.issuer_id, func.sum(point_lot.c.amount - point_lot.c.reversed).label("net"))
         .group_by(point_lot.c.issuer_id)
@@ -217,17 +216,22 @@ async def verify(conn: AsyncConnection) -> list[str]:
         .group_by(ledger_txn.c.partner_id)
         .subquery()
     )
+    posted = (
+        select(ledger_account.c.partner_id, func.coalesce(func.sum(ledger_entry.c.amount), 0).label("total"))
+        .select_from(ledger_account)
+        .outerjoin(ledger_entry, ledger_entry.c.account == ledger_account.c.code)
+        .where(ledger_account.c.kind.in_((PARTNER_ISSUING, PARTNER_PREPAID)))
+        .group_by(ledger_account.c.partner_id)
+        .subquery()
+    )
     issuer_drift = (
-        select(ledger_account.c.partner_id, ledger_account.c.balance, issued.c.net, funded.c.total)
-        .outerjoin(issued, issued.c.issuer_id == ledger_account.c.partner_id)
-        .outerjoin(funded, funded.c.partner_id == ledger_account.c.partner_id)
-        .where(
-            ledger_account.c.kind == PARTNER_ISSUING,
-            ledger_account.c.balance != func.coalesce(funded.c.total, 0) - func.coalesce(issued.c.net, 0),
-        )
+        select(posted.c.partner_id, posted.c.total, issued.c.net, funded.c.total.label("funded"))
+        .outerjoin(issued, issued.c.issuer_id == posted.c.partner_id)
+        .outerjoin(funded, funded.c.partner_id == posted.c.partner_id)
+        .where(posted.c.total != func.coalesce(funded.c.total, 0) - func.coalesce(issued.c.net, 0))
     )
     problems += [
-        f"issuer {r.partner_id}: issuing balance {r.balance} but funded {r.total or 0} − issued net {r.net or 0}"
+        f"issuer {r.partner_id}: its accounts hold {r.total} but funded {r.funded or 0} − issued net {r.net or 0}"
         for r in await _rows(conn, issuer_drift)
     ]
     settled = (
@@ -236,13 +240,21 @@ async def verify(conn: AsyncConnection) -> list[str]:
         .group_by(lot_allocation.c.partner_id)
         .subquery()
     )
+    redeemed = (
+        select(ledger_account.c.partner_id, func.coalesce(func.sum(ledger_entry.c.amount), 0).label("total"))
+        .select_from(ledger_account)
+        .outerjoin(ledger_entry, ledger_entry.c.account == ledger_account.c.code)
+        .where(ledger_account.c.kind == PARTNER_REDEEMED)
+        .group_by(ledger_account.c.partner_id)
+        .subquery()
+    )
     redeemer_drift = (
-        select(ledger_account.c.partner_id, ledger_account.c.balance, settled.c.total)
-        .outerjoin(settled, settled.c.partner_id == ledger_account.c.partner_id)
-        .where(ledger_account.c.kind == PARTNER_REDEEMED, ledger_account.c.balance != func.coalesce(settled.c.total, 0))
+        select(redeemed.c.partner_id, redeemed.c.total, settled.c.total.label("allocated"))
+        .outerjoin(settled, settled.c.partner_id == redeemed.c.partner_id)
+        .where(redeemed.c.total != func.coalesce(settled.c.total, 0))
     )
     problems += [
-        f"redeemer {r.partner_id}: redeemed balance {r.balance} but allocations total {r.total or 0}"
+        f"redeemer {r.partner_id}: redeemed entries total {r.total} but allocations total {r.allocated or 0}"
         for r in await _rows(conn, redeemer_drift)
     ]
     return problems

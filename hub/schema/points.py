@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -256,27 +256,29 @@ class PointsHoldPayload:
     errors: list[PointsError]
 
 
+Command = Callable[[AsyncConnection], Awaitable[int]]
+
+
 async def _run(
-    info: Info,
-    command: Callable[[AsyncConnection], Awaitable[int]],
-    load: Callable[[AsyncConnection, int], Awaitable[T]],
+    info: Info, cmd: Any, command: Command, load: Callable[[AsyncConnection, int], Awaitable[T]]
 ) -> tuple[T | None, list[PointsError]]:
     async def work(conn: AsyncConnection) -> T:
         return await load(conn, await command(conn))
 
+    key = ledger.Idempotency.of(info.context.partner_id, cmd)
     try:
-        return await ledger.run(info.context.hub.db, work, load), []
+        return await ledger.run(info.context.hub.db, key, work, load), []
     except DomainError as error:
         return None, [PointsError.of(error)]
 
 
-async def _transaction(info: Info, command: Callable[[AsyncConnection], Awaitable[int]]) -> PointsTransactionPayload:
-    txn, errors = await _run(info, command, ledger.load_txn)
+async def _transaction(info: Info, cmd: Any, command: Command) -> PointsTransactionPayload:
+    txn, errors = await _run(info, cmd, command, ledger.load_txn)
     return PointsTransactionPayload(transaction=PointsTransaction.of(txn) if txn else None, errors=errors)
 
 
-async def _hold(info: Info, command: Callable[[AsyncConnection], Awaitable[int]]) -> PointsHoldPayload:
-    found, errors = await _run(info, command, ledger.load_hold_of_txn)
+async def _hold(info: Info, cmd: Any, command: Command) -> PointsHoldPayload:
+    found, errors = await _run(info, cmd, command, ledger.load_hold_of_txn)
     return PointsHoldPayload(hold=PointsHold.of(found) if found else None, errors=errors)
 
 
@@ -293,13 +295,13 @@ class PointsMutations:
             input.pending_until,
             input.idempotency_key,
         )
-        return await _transaction(info, lambda conn: ledger.earn(conn, ctx.partner_id, cmd, ctx.now, policy))
+        return await _transaction(info, cmd, lambda conn: ledger.earn(conn, ctx.partner_id, cmd, ctx.now, policy))
 
     @strawberry.mutation(extensions=scoped("points:redeem"), description="Spend points in one step.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> PointsTransactionPayload:
         ctx = info.context
         cmd = ledger.Redeem(str(input.member_id), input.points, input.reference, input.idempotency_key)
-        return await _transaction(info, lambda conn: ledger.redeem(conn, ctx.partner_id, cmd, ctx.now))
+        return await _transaction(info, cmd, lambda conn: ledger.redeem(conn, ctx.partner_id, cmd, ctx.now))
 
     @strawberry.mutation(extensions=scoped("points:redeem"), description="Reserve points at a till (authorise).")
     async def hold_points(self, info: Info, input: HoldPointsInput) -> PointsHoldPayload:
@@ -307,19 +309,19 @@ class PointsMutations:
         cmd = ledger.PlaceHold(
             str(input.member_id), input.points, input.reference, input.expires_in_seconds, input.idempotency_key
         )
-        return await _hold(info, lambda conn: ledger.hold(conn, ctx.partner_id, cmd, ctx.now, policy))
+        return await _hold(info, cmd, lambda conn: ledger.hold(conn, ctx.partner_id, cmd, ctx.now, policy))
 
     @strawberry.mutation(extensions=scoped("points:redeem"), description="Capture all or part of a hold.")
     async def capture_hold(self, info: Info, input: CaptureHoldInput) -> PointsTransactionPayload:
         ctx = info.context
-        cmd = ledger.ResolveHold(str(input.hold_id), input.points, input.idempotency_key)
-        return await _transaction(info, lambda conn: ledger.capture(conn, ctx.partner_id, cmd, ctx.now))
+        cmd = ledger.Capture(str(input.hold_id), input.points, input.idempotency_key)
+        return await _transaction(info, cmd, lambda conn: ledger.capture(conn, ctx.partner_id, cmd, ctx.now))
 
     @strawberry.mutation(extensions=scoped("points:redeem"), description="Release a hold without spending.")
     async def void_hold(self, info: Info, input: VoidHoldInput) -> PointsHoldPayload:
         ctx = info.context
-        cmd = ledger.ResolveHold(str(input.hold_id), None, input.idempotency_key)
-        return await _hold(info, lambda conn: ledger.void(conn, ctx.partner_id, cmd, ctx.now))
+        cmd = ledger.Void(str(input.hold_id), input.idempotency_key)
+        return await _hold(info, cmd, lambda conn: ledger.void(conn, ctx.partner_id, cmd, ctx.now))
 
     @strawberry.mutation(
         extensions=scoped("points:reverse"), description="Reverse (part of) one of your earns or redemptions."
@@ -327,7 +329,7 @@ class PointsMutations:
     async def reverse_transaction(self, info: Info, input: ReverseTransactionInput) -> PointsTransactionPayload:
         ctx, policy = info.context, info.context.hub.settings.points_policy
         cmd = ledger.Reverse(str(input.transaction_id), input.points, input.reason, input.idempotency_key)
-        return await _transaction(info, lambda conn: ledger.reverse(conn, ctx.partner_id, cmd, ctx.now, policy))
+        return await _transaction(info, cmd, lambda conn: ledger.reverse(conn, ctx.partner_id, cmd, ctx.now, policy))
 
 
 # -- queries ---------------------------------------------------------------------------------------------------------

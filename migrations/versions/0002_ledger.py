@@ -166,6 +166,22 @@ def upgrade() -> None:
     append_only("ledger_entry")
     append_only("lot_allocation")
 
+    # The hub's own accounts, and the ledger accounts of partners created before the ledger existed.
+    for kind in ("system_expired", "system_funding"):
+        op.execute(
+            sa.text(
+                "INSERT INTO ledger_account (code, kind, unit, member_id, partner_id, balance, version, created_at) "
+                "VALUES (:code, :kind, 'POINT', NULL, NULL, 0, 0, CURRENT_TIMESTAMP)"
+            ).bindparams(code=f"sys:{kind}:POINT", kind=kind)
+        )
+    for kind in ("partner_issuing", "partner_prepaid", "partner_redeemed"):
+        op.execute(
+            sa.text(
+                "INSERT INTO ledger_account (code, kind, unit, member_id, partner_id, balance, version, created_at) "
+                "SELECT 'p:' || id || :suffix, :kind, 'POINT', NULL, id, 0, 0, CURRENT_TIMESTAMP FROM partner"
+            ).bindparams(suffix=f":{kind}:POINT", kind=kind)
+        )
+
 
 def downgrade() -> None:
     with op.batch_alter_table("lot_allocation", schema=None) as batch_op:

@@ -1,0 +1,98 @@
+"""Shared pieces of the benchmarks: a fresh database, a hub server process, wrk runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fresh_database(url: str, workdir: Path, name: str) -> str:
+    """An empty database: a new SQLite file, or a dropped-and-recreated database on the PostgreSQL server."""
+    if not url.startswith("postgresql"):
+        return f"sqlite:///{workdir / (name + '.sqlite3')}"
+    parsed = make_url(url)
+    admin = create_engine(
+        parsed.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def hub_server(
+    url: str, workdir: Path, *, workers: int = 1, pool: int = 10, app: str = "hub.app:create_app"
+) -> Iterator[str]:
+    """A hub process on a free port with production settings; yields its base URL."""
+    port = 18000 + secrets.randbelow(1000)
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": url,
+        "HUB_ISSUER": base,
+        "HUB_KEYS_DIR": str(workdir / "keys"),
+        "HUB_ENV": "production",
+        "HUB_DB_POOL_SIZE": str(pool),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("the hub did not start")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def wrk(base: str, script: Path, seconds: int, connections: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(out)
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert found, out
+    return float(found.group(1))

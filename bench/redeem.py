@@ -1,0 +1,219 @@
+"""Benchmark: `redeemPoints` through HTTP against pgbench's simple-update on the same PostgreSQL, same run.
+
+The hub runs as uvicorn workers (production settings) on a fresh database with one partner and N members, each
+holding plenty of points. wrk sends `redeemPoints(points: 1)` with a fresh idempotency key per request, as a
+till would, with constant query text and variables: for random members, then with every request on one hot
+member. pgbench runs `-N` (simple-update, scale 10, 8 clients, TCP like the hub) on its own database on the same
+server. Runs alternate; the figures are medians; the ratios are hub req/s over pgbench TPS.
+
+    python bench/redeem.py --database postgresql://postgres@127.0.0.1:5432/postgres [--workers 2] [--runs 3]
+
+Needs wrk and pgbench (Debian packages `wrk`, `postgresql-client`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from bench.common import fresh_database, hub_server, wrk
+from hub import migrate
+from hub.config import Settings
+from hub.consent.service import Evidence
+from hub.members import service as members
+from hub.partners import service as partners
+from hub.points import ledger
+from hub.points.models import ledger_txn
+from hub.points.verify import verify
+from hub.state import Hub
+
+MUTATION = (
+    "mutation Redeem($input: RedeemPointsInput!) { redeemPoints(input: $input) "
+    "{ transaction { id points } errors { code } } }"
+)
+
+LUA = """
+local ids = {%(ids)s}
+local hot = %(hot)s
+local counter = 0
+local prefix = tostring(math.random(1, 2^30))
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  local id = hot and ids[1] or ids[math.random(#ids)]
+  local body = '{"query":"%(query)s","variables":{"input":{"memberId":"' .. id ..
+    '","points":1,"idempotencyKey":"' .. prefix .. '-' .. counter .. '"}}}'
+  return wrk.format("POST", "/graphql", nil, body)
+end
+"""
+
+
+async def seed(settings: Settings, count: int) -> tuple[str, str, list[str]]:
+    hub = Hub.create(settings)
+    now = hub.clock.now()
+    async with hub.db.write() as conn:
+        partner = await partners.create_partner(conn, name="Bench Pharmacy", kind="pharmacy_chain", now=now)
+        client = await partners.create_client(
+            conn, partner_public_id=partner.public_id, scopes=frozenset({"points:redeem", "points:earn"}), now=now
+        )
+        ids = []
+        for i in range(count):
+            enrolled = await members.enrol(
+                conn,
+                partner.id,
+                members.Enrolment(
+                    external_id=f"B-{i}",
+                    phone=f"+86137{i:08d}",
+                    name=None,
+                    birthday=None,
+                    permissions=["points:earn", "points:redeem"],
+                    evidence=Evidence(policy_version="1", channel="POS", actor="bench"),
+                ),
+                now=now,
+                default_region="CN",
+            )
+            ids.append(enrolled.member.pairwise_id)
+    for i, pairwise_id in enumerate(ids):
+        async with hub.db.write() as conn:
+            await ledger.earn(
+                conn,
+                partner.id,
+                ledger.Earn(pairwise_id, 100_000_000, None, None, None, f"seed-{i}"),
+                now,
+                settings.points_policy,
+            )
+    await hub.db.dispose()
+    assert client.client_secret is not None
+    return client.client_id, client.client_secret, ids
+
+
+async def check(settings: Settings) -> tuple[int, list[str]]:
+    hub = Hub.create(settings)
+    async with hub.db.read() as conn:
+        redeemed = await conn.scalar(select(func.count()).select_from(ledger_txn).where(ledger_txn.c.kind == "redeem"))
+        problems = await verify(conn)
+    await hub.db.dispose()
+    return int(redeemed or 0), problems
+
+
+def pgbench(server_url: str, seconds: int) -> float:
+    parsed = make_url(server_url)
+    args = ["-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres"]
+    out = subprocess.run(
+        ["pgbench", *args, "-N", "-c", "8", "-j", "2", "-T", str(seconds), "hub_bench_pgbench"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"tps = ([\d.]+)", out)
+    assert found, out
+    return float(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    for tool in ("wrk", "pgbench"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed")
+    if not args.database.startswith("postgresql"):
+        sys.exit("this benchmark compares against pgbench: give a PostgreSQL URL")
+
+    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    url = fresh_database(args.database, workdir, "hub_bench_redeem")
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
+    client_id, secret, ids = asyncio.run(seed(settings, args.members))
+    fresh_database(args.database, workdir, "hub_bench_pgbench")
+    parsed = make_url(args.database)
+    subprocess.run(
+        [
+            "pgbench",
+            "-h",
+            parsed.host or "127.0.0.1",
+            "-p",
+            str(parsed.port or 5432),
+            "-U",
+            parsed.username or "postgres",
+            "-i",
+            "-s",
+            "10",
+            "-q",
+            "hub_bench_pgbench",
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    results: dict[str, list[float]] = {"random": [], "hot": [], "pgbench": []}
+    with hub_server(url, workdir, workers=args.workers, pool=16) as base:
+        token = httpx.post(
+            base + "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        ).json()["access_token"]
+        probe = httpx.post(
+            base + "/graphql",
+            json={
+                "query": MUTATION,
+                "variables": {"input": {"memberId": ids[0], "points": 1, "idempotencyKey": "probe"}},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        assert probe["data"]["redeemPoints"]["errors"] == [], probe
+        scripts = {}
+        for mode in ("random", "hot"):
+            path = workdir / f"{mode}.lua"
+            path.write_text(
+                LUA
+                % {
+                    "ids": ",".join(f'"{i}"' for i in ids),
+                    "hot": "true" if mode == "hot" else "false",
+                    "token": token,
+                    "query": MUTATION.replace('"', '\\"'),
+                }
+            )
+            scripts[mode] = path
+        wrk(base, scripts["random"], 3, args.connections)  # warm-up
+        for _ in range(args.runs):
+            results["random"].append(wrk(base, scripts["random"], args.seconds, args.connections))
+            results["hot"].append(wrk(base, scripts["hot"], args.seconds, args.connections))
+            results["pgbench"].append(pgbench(args.database, args.seconds))
+
+    redeemed, problems = asyncio.run(check(settings))
+    medians = {k: statistics.median(v) for k, v in results.items()}
+    print(
+        json.dumps(
+            {
+                "workers": args.workers,
+                "runs": results,
+                "medians": medians,
+                "ratio_random": round(medians["random"] / medians["pgbench"], 3),
+                "ratio_hot": round(medians["hot"] / medians["pgbench"], 3),
+                "redemptions_recorded": redeemed,
+                "ledger_violations": problems,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
