@@ -84,15 +84,17 @@ def hub_server(
         server.wait(timeout=20)
 
 
-def wrk(base: str, script: Path, seconds: int, connections: int) -> float:
+def wrk(base: str, script: Path, seconds: int, connections: int, threads: int = 2) -> tuple[float, int]:
+    """Requests per second and requests completed."""
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(out)
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert found, out
-    return float(found.group(1))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    assert rate and total, out
+    return float(rate.group(1)), int(total.group(1))

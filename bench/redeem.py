@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -44,18 +45,23 @@ MUTATION = (
     "{ transaction { id points } errors { code } } }"
 )
 
+# Every request carries a key no other request used: the run's nonce, the wrk thread, a counter.
 LUA = """
 local ids = {%(ids)s}
 local hot = %(hot)s
 local counter = 0
-local prefix = tostring(math.random(1, 2^30))
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 wrk.headers["Authorization"] = "Bearer %(token)s"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   counter = counter + 1
   local id = hot and ids[1] or ids[math.random(#ids)]
   local body = '{"query":"%(query)s","variables":{"input":{"memberId":"' .. id ..
-    '","points":1,"idempotencyKey":"' .. prefix .. '-' .. counter .. '"}}}'
+    '","points":1,"idempotencyKey":"%(nonce)s-' .. tid .. '-' .. counter .. '"}}}'
   return wrk.format("POST", "/graphql", nil, body)
 end
 """
@@ -178,9 +184,9 @@ def main() -> None:
             headers={"Authorization": f"Bearer {token}"},
         ).json()
         assert probe["data"]["redeemPoints"]["errors"] == [], probe
-        scripts = {}
-        for mode in ("random", "hot"):
-            path = workdir / f"{mode}.lua"
+
+        def script(mode: str) -> Path:
+            path = workdir / f"{mode}-{secrets.token_hex(4)}.lua"
             path.write_text(
                 LUA
                 % {
@@ -188,13 +194,17 @@ def main() -> None:
                     "hot": "true" if mode == "hot" else "false",
                     "token": token,
                     "query": MUTATION.replace('"', '\\"'),
+                    "nonce": secrets.token_hex(6),
                 }
             )
-            scripts[mode] = path
-        wrk(base, scripts["random"], 3, args.connections)  # warm-up
+            return path
+
+        sent = wrk(base, script("random"), 3, args.connections)[1]  # warm-up
         for _ in range(args.runs):
-            results["random"].append(wrk(base, scripts["random"], args.seconds, args.connections))
-            results["hot"].append(wrk(base, scripts["hot"], args.seconds, args.connections))
+            for mode in ("random", "hot"):
+                rate, requests = wrk(base, script(mode), args.seconds, args.connections)
+                results[mode].append(rate)
+                sent += requests
             results["pgbench"].append(pgbench(args.database, args.seconds))
 
     redeemed, problems = asyncio.run(check(settings))
@@ -207,6 +217,7 @@ def main() -> None:
                 "medians": medians,
                 "ratio_random": round(medians["random"] / medians["pgbench"], 3),
                 "ratio_hot": round(medians["hot"] / medians["pgbench"], 3),
+                "requests_sent": sent + 1,
                 "redemptions_recorded": redeemed,
                 "ledger_violations": problems,
             },
