@@ -22,6 +22,9 @@ from hub.errors import DomainError
 from hub.members import service as members
 from hub.partners import service as partners
 from hub.partners.models import partner
+from hub.partners.service import Partner
+from hub.points import ledger
+from hub.points.policy import PointsPolicy
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = [
@@ -90,7 +93,7 @@ async def is_seeded(conn: AsyncConnection) -> bool:
 
 
 async def seed(
-    conn: AsyncConnection, *, now: datetime, members_count: int = 300, rng_seed: int = 7
+    conn: AsyncConnection, *, now: datetime, policy: PointsPolicy, members_count: int = 300, rng_seed: int = 7
 ) -> list[DemoClient]:
     rng = random.Random(rng_seed)
     clients: list[DemoClient] = []
@@ -102,6 +105,7 @@ async def seed(
         clients.append(DemoClient(p.public_id, p.name, kind, c.client_id, c.client_secret, scope))
         created.append(p)
 
+    links: dict[str, list[str]] = {}  # partner public id -> pairwise ids of its members
     for i in range(members_count):
         phone = f"+86138{rng.randrange(10**8):08d}"
         name = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
@@ -119,10 +123,35 @@ async def seed(
             )
             try:
                 async with conn.begin_nested():
-                    await members.enrol(conn, p.id, enrolment, now=now, default_region="CN")
+                    enrolled = await members.enrol(conn, p.id, enrolment, now=now, default_region="CN")
             except DomainError:
                 continue  # a random phone collided with an earlier member under another external id
+            links.setdefault(p.public_id, []).append(enrolled.member.pairwise_id)
+    await _points_activity(conn, created, links, rng, now, policy)
     return clients
+
+
+async def _points_activity(
+    conn: AsyncConnection,
+    created: list[Partner],
+    links: dict[str, list[str]],
+    rng: random.Random,
+    now: datetime,
+    policy: PointsPolicy,
+) -> None:
+    """The pharmacy awards points to its members; gym members spend some at the gym (a settlement line)."""
+    pharmacy, _insurer, gym = created
+    for n, pairwise_id in enumerate(links.get(pharmacy.public_id, [])):
+        earn = ledger.Earn(pairwise_id, rng.randint(100, 3000), "demo purchases", f"DEMO-{n}", None, f"demo-earn-{n}")
+        await ledger.earn(conn, pharmacy.id, earn, now, policy)
+    for n, pairwise_id in enumerate(links.get(gym.public_id, [])):
+        if rng.random() < 0.5:
+            redeem = ledger.Redeem(pairwise_id, rng.randint(10, 100), f"GYM-{n}", f"demo-redeem-{n}")
+            try:
+                async with conn.begin_nested():
+                    await ledger.redeem(conn, gym.id, redeem, now)
+            except DomainError:
+                continue  # a gym member who never shopped at the pharmacy has no points
 
 
 def save_credentials(path: Path, clients: list[DemoClient]) -> None:

@@ -94,3 +94,30 @@ def test_demo_seed_on_a_fresh_database(fresh_database_url: str, tmp_path: Path) 
     assert all(c["client_secret"].startswith("hub_cs_") for c in clients)
     again = hub_cli(fresh_database_url, tmp_path, "demo", "seed")
     assert again.returncode == 1
+
+
+def test_ledger_commands(fresh_database_url: str, tmp_path: Path) -> None:
+    assert hub_cli(fresh_database_url, tmp_path, "db", "upgrade").returncode == 0
+    seeded = json.loads(hub_cli(fresh_database_url, tmp_path, "demo", "seed", "--members", "30", "--json").stdout)
+    pharmacy = next(c for c in seeded["clients"] if c["kind"] == "pharmacy_chain")["partner_id"]
+    terms = hub_cli(fresh_database_url, tmp_path, "partner", "terms", "--partner", pharmacy, "--billing", "prepaid",
+                    "--point-value", "0.02", "--json")  # fmt: skip
+    assert json.loads(terms.stdout) == {"partner_id": pharmacy, "point_value": "0.02", "billing": "prepaid"}
+    funded = hub_cli(
+        fresh_database_url, tmp_path, "partner", "fund", "--partner", pharmacy, "--points", "500", "--json"
+    )
+    assert json.loads(funded.stdout)["prepaid_balance"] == 500
+    verified = hub_cli(fresh_database_url, tmp_path, "ledger", "verify", "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout) == {"ok": True, "violations": []}
+    worker = hub_cli(fresh_database_url, tmp_path, "worker", "--once")
+    assert worker.returncode == 0 and "matured" in worker.stdout
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    period = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    settled = json.loads(hub_cli(fresh_database_url, tmp_path, "settle", "--period", period, "--format", "json").stdout)
+    assert settled["currency"] == "CNY" and settled["lines"], settled
+    csv_out = hub_cli(fresh_database_url, tmp_path, "settle", "--period", period, "--format", "csv").stdout
+    assert csv_out.splitlines()[0] == "issuer_id,issuer,redeemer_id,redeemer,points,value_cny"
+    bad = hub_cli(fresh_database_url, tmp_path, "settle", "--period", "2026-13")
+    assert bad.returncode == 1 and "INVALID_PERIOD" in bad.stderr

@@ -296,3 +296,33 @@ async def test_entries_cannot_be_changed(hub: Hub, shop: Any) -> None:
 
 async def test_the_policy_clock_is_the_business_clock(clock: FrozenClock) -> None:
     assert clock.now().tzinfo is not None and clock.now() <= datetime.now(UTC) + timedelta(days=3650)
+
+
+async def test_every_movement_writes_its_outbox_event(shop: Any, hub: Hub, clock: FrozenClock) -> None:
+    from sqlalchemy import select
+
+    from hub.events.models import event
+    from hub.members.models import member_link
+
+    pharmacy, member = shop
+    earned = (await call(pharmacy, EARN, memberId=member, points=40))["transaction"]
+    await call(pharmacy, REDEEM, memberId=member, points=5)
+    hold = (await call(pharmacy, HOLD, memberId=member, points=5))["hold"]
+    await call(pharmacy, CAPTURE, holdId=hold["id"], points=2)
+    voided = (await call(pharmacy, HOLD, memberId=member, points=3))["hold"]
+    await call(pharmacy, VOID, holdId=voided["id"])
+    await call(pharmacy, REVERSE, transactionId=earned["id"], points=1)
+    async with hub.db.read() as conn:
+        member_id = await conn.scalar(select(member_link.c.member_id).where(member_link.c.pairwise_id == member))
+        types = (
+            await conn.scalars(select(event.c.type).where(event.c.member_id == member_id).order_by(event.c.id))
+        ).all()
+    assert types[-7:] == [
+        "points.earned",
+        "points.redeemed",
+        "points.held",
+        "points.captured",
+        "points.held",
+        "hold.voided",
+        "points.reversed",
+    ]
