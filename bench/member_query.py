@@ -5,7 +5,7 @@ same `authenticate` and the same `members.by_pairwise_id` the resolver calls and
 ratio is the cost of the GraphQL layer itself. wrk drives both with random members from the partner's list,
 alternating runs so drift on a shared machine hits both alike. The figure is graphql / raw, medians of the runs.
 
-    python bench/member_query.py [--database postgresql://postgres@127.0.0.1:5432/postgres] [--runs 3]
+    python -m bench.member_query [--database postgresql://postgres@127.0.0.1:5432/postgres] [--runs 3]
 
 Needs wrk (Debian package `wrk`).
 """
@@ -16,20 +16,16 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.common import fresh_database, hub_server, wrk
 from hub import migrate
 from hub.config import Settings
 from hub.consent.service import Evidence
@@ -37,25 +33,7 @@ from hub.members import service as members
 from hub.partners import service as partners
 from hub.state import Hub
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 QUERY = "query Member($id: ID!) { member(id: $id) { id externalId name birthday memberSince } }"
-
-
-def fresh_database(url: str, workdir: Path) -> str:
-    if not url.startswith("postgresql"):
-        return f"sqlite:///{workdir / 'bench.sqlite3'}"
-    parsed = make_url(url)
-    name = "hub_bench"
-    admin = create_engine(
-        parsed.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 async def seed(settings: Settings, count: int) -> tuple[str, str, list[str]]:
@@ -103,18 +81,6 @@ end
 """
 
 
-def wrk(base: str, script: Path, seconds: int, connections: int) -> float:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(out)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database", default=os.environ.get("HUB_DATABASE_URL", "sqlite:///"))
@@ -127,60 +93,20 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
 
     workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    port = 18000 + secrets.randbelow(1000)
-    base = f"http://127.0.0.1:{port}"
-    url = fresh_database(args.database, workdir)
+    url = fresh_database(args.database, workdir, "hub_bench")
     migrate.upgrade(url)
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": url,
-        "HUB_ISSUER": base,
-        "HUB_KEYS_DIR": str(workdir / "keys"),
-        "HUB_ENV": "production",
-    }
-    settings = Settings(database_url=url, issuer=base, keys_dir=workdir / "keys", env="production")
+    settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
     client_id, secret, ids = asyncio.run(seed(settings, args.members))
 
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.app:create_bench_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    results: dict[str, list[float]] = {"graphql": [], "raw": []}
+    with hub_server(url, workdir, app="bench.app:create_bench_app") as base:
         token = httpx.post(
             base + "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
         ).json()["access_token"]
-        # Tokens live 10 minutes by default: enough for the default runs.
-        check_gql = httpx.post(
-            base + "/graphql",
-            json={"query": QUERY, "variables": {"id": ids[0]}},
-            headers={"Authorization": f"Bearer {token}"},
-        ).json()
-        check_raw = httpx.get(
-            base + "/bench/raw-member", params={"id": ids[0]}, headers={"Authorization": f"Bearer {token}"}
-        ).json()
-        assert check_gql["data"] == check_raw["data"], (check_gql, check_raw)
+        auth = {"Authorization": f"Bearer {token}"}
+        check_gql = httpx.post(base + "/graphql", json={"query": QUERY, "variables": {"id": ids[0]}}, headers=auth)
+        check_raw = httpx.get(base + "/bench/raw-member", params={"id": ids[0]}, headers=auth)
+        assert check_gql.json()["data"] == check_raw.json()["data"], (check_gql.text, check_raw.text)
 
         scripts = {}
         for mode in ("graphql", "raw"):
@@ -195,15 +121,11 @@ def main() -> None:
                 }
             )
             scripts[mode] = path
-        wrk(base, scripts["graphql"], 3, args.connections)  # warm-up
-        wrk(base, scripts["raw"], 3, args.connections)
-        results: dict[str, list[float]] = {"graphql": [], "raw": []}
+        for mode in ("graphql", "raw"):  # warm-up
+            wrk(base, scripts[mode], 3, args.connections, threads=1)
         for _ in range(args.runs):
             for mode in ("graphql", "raw"):
-                results[mode].append(wrk(base, scripts[mode], args.seconds, args.connections))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+                results[mode].append(wrk(base, scripts[mode], args.seconds, args.connections, threads=1)[0])
 
     graphql, raw = statistics.median(results["graphql"]), statistics.median(results["raw"])
     report = {

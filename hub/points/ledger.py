@@ -366,6 +366,26 @@ async def _consume(
     await _allocate(conn, txn_id, taken, kind, partner_id, now)
 
 
+async def _spend(
+    conn: AsyncConnection,
+    txn_id: int,
+    member_id: int,
+    points: int,
+    destination: Account,
+    kind: str,
+    partner_id: int,
+    now: datetime,
+) -> None:
+    """Move points from the member's available balance (never below zero) and its lots into `destination`."""
+    await _post(
+        conn,
+        txn_id,
+        [Movement(member_account(MEMBER_AVAILABLE, member_id), -points, floor=0), Movement(destination, points)],
+        now,
+    )
+    await _consume(conn, txn_id=txn_id, member_id=member_id, points=points, kind=kind, partner_id=partner_id, now=now)
+
+
 async def _allocate(
     conn: AsyncConnection, txn_id: int, moves: list[tuple[int, int]], kind: str, partner_id: int | None, now: datetime
 ) -> None:
@@ -613,17 +633,8 @@ async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datet
         reference=cmd.reference,
         created_at=now,
     )
-    await _post(
-        conn,
-        txn_id,
-        [
-            Movement(member_account(MEMBER_AVAILABLE, member_id), -cmd.points, floor=0),
-            Movement(partner_account(PARTNER_REDEEMED, partner_id), cmd.points),
-        ],
-        now,
-    )
-    await _consume(
-        conn, txn_id=txn_id, member_id=member_id, points=cmd.points, kind="redeem", partner_id=partner_id, now=now
+    await _spend(
+        conn, txn_id, member_id, cmd.points, partner_account(PARTNER_REDEEMED, partner_id), "redeem", partner_id, now
     )
     await outbox.record(
         conn,
@@ -684,18 +695,7 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
         hold_id=hold_id,
         created_at=now,
     )
-    await _post(
-        conn,
-        txn_id,
-        [
-            Movement(member_account(MEMBER_AVAILABLE, member_id), -cmd.points, floor=0),
-            Movement(member_account(MEMBER_HELD, member_id), cmd.points),
-        ],
-        now,
-    )
-    await _consume(
-        conn, txn_id=txn_id, member_id=member_id, points=cmd.points, kind="hold", partner_id=partner_id, now=now
-    )
+    await _spend(conn, txn_id, member_id, cmd.points, member_account(MEMBER_HELD, member_id), "hold", partner_id, now)
     await outbox.record(
         conn, "points.held", now=now, member_id=member_id, partner_id=partner_id, payload={"points": cmd.points}
     )
