@@ -412,3 +412,20 @@ async def test_key_rotation_keeps_old_tokens_valid(make_partner: Any, hub: Hub) 
     assert (await graphql_status(partner.http, after))[0] == 200
     kids = {k["kid"] for k in (await partner.http.get("/.well-known/jwks.json")).json()["keys"]}
     assert {old_kid, claims_of(after)[0]["kid"]} <= kids
+
+
+async def test_expired_token_records_are_purged(make_partner: Any, hub: Hub) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.auth.housekeeping import purge_expired
+
+    partner: PartnerClient = await make_partner()
+    token = await partner.token()
+    jti = claims_of(token)[1]["jti"]
+    await purge_expired(hub.db, datetime.now(UTC))
+    async with hub.db.read() as conn:
+        assert await conn.scalar(select(access_token.c.jti).where(access_token.c.jti == jti)) == jti
+    await purge_expired(hub.db, datetime.now(UTC) + timedelta(hours=1))
+    async with hub.db.read() as conn:
+        assert await conn.scalar(select(access_token.c.jti).where(access_token.c.jti == jti)) is None
+    assert (await graphql_status(partner.http, token))[0] == 401

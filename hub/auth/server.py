@@ -174,22 +174,18 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return KeySet.import_key_set(client.jwks) if client.jwks else KeySet([])  # type: ignore[arg-type]
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        """Record the assertion's jti for its client; a second use of the same jti fails (RFC 7523 §3)."""
         server = self._server
+        client = server.current_client  # set by query_client before the assertion's claims are checked
+        if client is None:
+            return False
         expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
         try:
             with server.conn.begin_nested():
-                server.conn.execute(
-                    insert(client_assertion).values(client_pk=claims["_client_pk"], jti=jti, expires_at=expires)
-                )
+                server.conn.execute(insert(client_assertion).values(client_pk=client.pk, jti=jti, expires_at=expires))
         except IntegrityError:
             return False
         return True
-
-    def verify_claims(self, claims: Any) -> None:
-        # The replay record is keyed by client; the client is known by now (authlib set request.client).
-        client = self._server.current_client
-        claims["_client_pk"] = client.pk if client else 0
-        super().verify_claims(claims)
 
 
 class HubAuthorizationServer(AuthorizationServer):
