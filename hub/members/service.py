@@ -8,14 +8,13 @@ SQL, so "not linked", "not consented" and "does not exist" all look the same: no
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub import cursors
 from hub.consent import service as consents
 from hub.consent.models import consent
 from hub.db import UtcDateTime
@@ -115,27 +114,13 @@ class Page:
     has_next: bool
 
 
-def encode_cursor(pairwise_id: str) -> str:
-    return base64.urlsafe_b64encode(pairwise_id.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        pairwise_id = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pairwise_id = ""
-    if not pairwise_id.startswith("mbr_"):
-        raise DomainError("INVALID_CURSOR", "the cursor is not one this API returned", "after")
-    return pairwise_id
-
-
 async def page(conn: AsyncConnection, partner_id: int, now: datetime, *, first: int, after: str | None) -> Page:
     """Members in pairwise-id order: stable across pages, and it reveals nothing about enrolment order."""
     if not 0 <= first <= MAX_PAGE:
         raise DomainError("INVALID_INPUT", f"first must be between 0 and {MAX_PAGE}", "first")
     query = _VISIBLE.order_by(member_link.c.pairwise_id).limit(first + 1)
     if after:
-        query = query.where(member_link.c.pairwise_id > decode_cursor(after))
+        query = query.where(member_link.c.pairwise_id > cursors.decode(after, "mbr_"))
     rows = (await conn.execute(query, {"partner_id": partner_id, "now": now})).all()
     return Page(members=[_view(r) for r in rows[:first]], has_next=len(rows) > first)
 

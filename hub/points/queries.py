@@ -6,14 +6,13 @@ own transactions: another partner's transactions would tell it where the member 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub import cursors
 from hub.errors import DomainError
 from hub.points.ledger import Hold, Txn, hold_of, partner_account, txn_of
 from hub.points.models import (
@@ -106,20 +105,6 @@ class HistoryPage:
     has_next: bool
 
 
-def encode_cursor(public_id: str) -> str:
-    return base64.urlsafe_b64encode(public_id.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        public_id = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        public_id = ""
-    if not public_id.startswith("txn_"):
-        raise DomainError("INVALID_CURSOR", "the cursor is not one this API returned", "after")
-    return public_id
-
-
 async def history(
     conn: AsyncConnection, partner_id: int, member_id: int, *, first: int, after: str | None
 ) -> HistoryPage:
@@ -132,7 +117,9 @@ async def history(
         .limit(first + 1)
     )
     if after:
-        anchor = select(ledger_txn.c.id).where(ledger_txn.c.public_id == _decode_cursor(after)).scalar_subquery()
+        anchor = (
+            select(ledger_txn.c.id).where(ledger_txn.c.public_id == cursors.decode(after, "txn_")).scalar_subquery()
+        )
         query = query.where(ledger_txn.c.id < anchor)
     rows = (await conn.execute(query)).all()
     return HistoryPage(transactions=[txn_of(r) for r in rows[:first]], has_next=len(rows) > first)

@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 from sqlalchemy.exc import IntegrityError
 
+from hub import cursors
 from hub.consent.service import CHANNELS, Evidence
 from hub.errors import DomainError
 from hub.members import service
@@ -174,7 +175,7 @@ class MemberQueries:
             result = await service.page(
                 conn, ctx.partner_id, ctx.now, first=50 if first is None else first, after=after
             )
-        edges = [MemberEdge(cursor=service.encode_cursor(m.pairwise_id), node=Member.of(m)) for m in result.members]
+        edges = [MemberEdge(cursor=cursors.encode(m.pairwise_id), node=Member.of(m)) for m in result.members]
         return MemberConnection(
             edges=edges,
             page_info=PageInfo(

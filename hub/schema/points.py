@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub import cursors
 from hub.errors import DomainError
 from hub.members import service as members
 from hub.points import ledger, queries, settlement
@@ -184,7 +185,7 @@ async def member_points_history(
     async with ctx.hub.db.read() as conn:
         page = await queries.history(conn, ctx.partner_id, member_id, first=20 if first is None else first, after=after)
     edges = [
-        PointsTransactionEdge(cursor=queries.encode_cursor(t.public_id), node=PointsTransaction.of(t))
+        PointsTransactionEdge(cursor=cursors.encode(t.public_id), node=PointsTransaction.of(t))
         for t in page.transactions
     ]
     return PointsTransactionConnection(
