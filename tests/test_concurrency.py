@@ -130,3 +130,28 @@ async def test_several_workers_share_the_jobs_without_double_work(crowd: dict[st
     assert again.matured_points == 0
     async with hub.db.read() as conn:
         assert await verify(conn) == []
+
+
+async def test_ledger_commands_retry_on_deadlock_or_serialization_failure(crowd: dict[str, Any]) -> None:
+    """PostgreSQL may abort one side of a deadlock (40P01) or a serialization conflict (40001): run() retries."""
+    from sqlalchemy.exc import DBAPIError
+
+    from hub.points import ledger
+
+    class Aborted(Exception):
+        sqlstate = "40P01"
+
+    attempts = []
+
+    async def command(conn: Any) -> int:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise DBAPIError("UPDATE ...", {}, Aborted())
+        return int(await conn.scalar(text("SELECT 7")))
+
+    async def replay(conn: Any, txn_id: int) -> int:
+        raise AssertionError("nothing to replay")
+
+    key = ledger.Idempotency(partner_id=crowd["pharmacy"].partner_pk, key="retry-test", request_hash="h")
+    assert await ledger.run(crowd["hub"].db, key, command, replay) == 7
+    assert len(attempts) == 3

@@ -307,8 +307,8 @@ async def run(
 
 
 def _retryable(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
-    return code in ("40001", "40P01")
+    """PostgreSQL serialization failure or deadlock: the whole command may safely run again with its key."""
+    return getattr(exc.orig, "sqlstate", None) in ("40001", "40P01")
 
 
 # -- members ---------------------------------------------------------------------------------------------------------
