@@ -10,11 +10,18 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from hub.config import Settings
+from hub.consent.service import Evidence
+from hub.members import service as members
+from hub.partners import service as partners
+from hub.state import Hub
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,3 +105,37 @@ def wrk(base: str, script: Path, seconds: int, connections: int, threads: int = 
     total = re.search(r"(\d+) requests in", out)
     assert rate and total, out
     return float(rate.group(1)), int(total.group(1))
+
+
+@dataclass(frozen=True)
+class Seeded:
+    client_id: str
+    client_secret: str
+    partner_pk: int
+    member_ids: list[str]  # the partner's pairwise ids
+
+
+async def seed_partner(settings: Settings, count: int, scopes: set[str], permissions: list[str]) -> Seeded:
+    """One pharmacy with a client and `count` enrolled members who consented to `permissions`."""
+    hub = Hub.create(settings)
+    now = hub.clock.now()
+    async with hub.db.write() as conn:
+        partner = await partners.create_partner(conn, name="Bench Pharmacy", kind="pharmacy_chain", now=now)
+        client = await partners.create_client(
+            conn, partner_public_id=partner.public_id, scopes=frozenset(scopes), now=now
+        )
+        ids = []
+        for i in range(count):
+            enrolment = members.Enrolment(
+                external_id=f"B-{i}",
+                phone=f"+86137{i:08d}",
+                name="王芳",
+                birthday=None,
+                permissions=permissions,
+                evidence=Evidence(policy_version="1", channel="POS", actor="bench"),
+            )
+            enrolled = await members.enrol(conn, partner.id, enrolment, now=now, default_region="CN")
+            ids.append(enrolled.member.pairwise_id)
+    await hub.db.dispose()
+    assert client.client_secret is not None
+    return Seeded(client.client_id, client.client_secret, partner.id, ids)

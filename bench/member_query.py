@@ -25,45 +25,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import fresh_database, hub_server, wrk
+from bench.common import fresh_database, hub_server, seed_partner, wrk
 from hub import migrate
 from hub.config import Settings
-from hub.consent.service import Evidence
-from hub.members import service as members
-from hub.partners import service as partners
-from hub.state import Hub
 
 QUERY = "query Member($id: ID!) { member(id: $id) { id externalId name birthday memberSince } }"
-
-
-async def seed(settings: Settings, count: int) -> tuple[str, str, list[str]]:
-    hub = Hub.create(settings)
-    now = hub.clock.now()
-    async with hub.db.write() as conn:
-        partner = await partners.create_partner(conn, name="Bench Pharmacy", kind="pharmacy_chain", now=now)
-        client = await partners.create_client(
-            conn, partner_public_id=partner.public_id, scopes=frozenset({"member:read"}), now=now
-        )
-        ids = []
-        for i in range(count):
-            enrolled = await members.enrol(
-                conn,
-                partner.id,
-                members.Enrolment(
-                    external_id=f"B-{i}",
-                    phone=f"+86137{i:08d}",
-                    name="王芳",
-                    birthday=None,
-                    permissions=["member:read"],
-                    evidence=Evidence(policy_version="1", channel="POS", actor="bench"),
-                ),
-                now=now,
-                default_region="CN",
-            )
-            ids.append(enrolled.member.pairwise_id)
-    await hub.db.dispose()
-    assert client.client_secret is not None
-    return client.client_id, client.client_secret, ids
 
 
 LUA = """
@@ -96,7 +62,8 @@ def main() -> None:
     url = fresh_database(args.database, workdir, "hub_bench")
     migrate.upgrade(url)
     settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
-    client_id, secret, ids = asyncio.run(seed(settings, args.members))
+    seeded = asyncio.run(seed_partner(settings, args.members, {"member:read"}, ["member:read"]))
+    client_id, secret, ids = seeded.client_id, seeded.client_secret, seeded.member_ids
 
     results: dict[str, list[float]] = {"graphql": [], "raw": []}
     with hub_server(url, workdir, app="bench.app:create_bench_app") as base:

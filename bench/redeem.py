@@ -29,12 +29,9 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.common import fresh_database, hub_server, wrk
+from bench.common import fresh_database, hub_server, seed_partner, wrk
 from hub import migrate
 from hub.config import Settings
-from hub.consent.service import Evidence
-from hub.members import service as members
-from hub.partners import service as partners
 from hub.points import ledger
 from hub.points.models import ledger_txn
 from hub.points.verify import verify
@@ -68,42 +65,15 @@ end
 
 
 async def seed(settings: Settings, count: int) -> tuple[str, str, list[str]]:
+    seeded = await seed_partner(settings, count, {"points:redeem", "points:earn"}, ["points:earn", "points:redeem"])
     hub = Hub.create(settings)
     now = hub.clock.now()
-    async with hub.db.write() as conn:
-        partner = await partners.create_partner(conn, name="Bench Pharmacy", kind="pharmacy_chain", now=now)
-        client = await partners.create_client(
-            conn, partner_public_id=partner.public_id, scopes=frozenset({"points:redeem", "points:earn"}), now=now
-        )
-        ids = []
-        for i in range(count):
-            enrolled = await members.enrol(
-                conn,
-                partner.id,
-                members.Enrolment(
-                    external_id=f"B-{i}",
-                    phone=f"+86137{i:08d}",
-                    name=None,
-                    birthday=None,
-                    permissions=["points:earn", "points:redeem"],
-                    evidence=Evidence(policy_version="1", channel="POS", actor="bench"),
-                ),
-                now=now,
-                default_region="CN",
-            )
-            ids.append(enrolled.member.pairwise_id)
-    for i, pairwise_id in enumerate(ids):
+    for i, pairwise_id in enumerate(seeded.member_ids):
         async with hub.db.write() as conn:
-            await ledger.earn(
-                conn,
-                partner.id,
-                ledger.Earn(pairwise_id, 100_000_000, None, None, None, f"seed-{i}"),
-                now,
-                settings.points_policy,
-            )
+            earn = ledger.Earn(pairwise_id, 100_000_000, None, None, None, f"seed-{i}")
+            await ledger.earn(conn, seeded.partner_pk, earn, now, settings.points_policy)
     await hub.db.dispose()
-    assert client.client_secret is not None
-    return client.client_id, client.client_secret, ids
+    return seeded.client_id, seeded.client_secret, seeded.member_ids
 
 
 async def check(settings: Settings) -> tuple[int, list[str]]:
