@@ -429,3 +429,29 @@ async def test_expired_token_records_are_purged(make_partner: Any, hub: Hub) -> 
     async with hub.db.read() as conn:
         assert await conn.scalar(select(access_token.c.jti).where(access_token.c.jti == jti)) is None
     assert (await graphql_status(partner.http, token))[0] == 401
+
+
+async def test_private_key_jwt_clients_store_public_keys_only(hub: Hub, make_partner: Any) -> None:
+    base: PartnerClient = await make_partner()
+    key = ECKey.generate_key("P-256", private=True)
+    async with hub.db.write() as conn:
+        created = await partners.create_client(
+            conn,
+            partner_public_id=base.partner_id,
+            scopes=frozenset({"member:read"}),
+            auth_method="private_key_jwt",
+            jwks=KeySet([key]).as_dict(private=True),  # a partner sending its private key by mistake
+            now=hub.clock.now(),
+        )
+        stored = await conn.scalar(select(oauth_client.c.jwks).where(oauth_client.c.client_id == created.client_id))
+        with pytest.raises(partners.DomainError) as raised:
+            await partners.create_client(
+                conn,
+                partner_public_id=base.partner_id,
+                scopes=frozenset({"member:read"}),
+                auth_method="private_key_jwt",
+                jwks={"keys": [{"kty": "nonsense"}]},
+                now=hub.clock.now(),
+            )
+    assert all("d" not in k for k in stored["keys"])
+    assert raised.value.code == "INVALID_INPUT"

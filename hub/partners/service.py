@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,6 +75,16 @@ async def list_partners(conn: AsyncConnection) -> list[Partner]:
     return [_partner(r) for r in rows]
 
 
+def _public_key_set(jwks: dict[str, Any] | None) -> dict[str, Any]:
+    """The client's JWK Set with only public parts kept: a private key sent by mistake is never stored."""
+    if not jwks or not jwks.get("keys"):
+        raise DomainError("INVALID_INPUT", "private_key_jwt needs the client's public JWK Set", "jwks")
+    try:
+        return dict(KeySet.import_key_set(jwks).as_dict(private=False))  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise DomainError("INVALID_INPUT", f"not a usable JWK Set: {exc}", "jwks") from exc
+
+
 def new_client_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
@@ -98,8 +110,8 @@ async def create_client(
         raise DomainError("INVALID_SCOPE", str(exc), "scopes") from exc
     if auth_method not in AUTH_METHODS:
         raise DomainError("INVALID_INPUT", f"auth method must be one of {', '.join(AUTH_METHODS)}", "authMethod")
-    if auth_method == "private_key_jwt" and not (jwks and jwks.get("keys")):
-        raise DomainError("INVALID_INPUT", "private_key_jwt needs the client's public JWK Set", "jwks")
+    if auth_method == "private_key_jwt":
+        jwks = _public_key_set(jwks)
 
     client_id = new_id("hub_ci", 12)
     client_pk = await conn.scalar(
