@@ -1,12 +1,13 @@
 """Benchmark: `redeemPoints` through HTTP against pgbench's simple-update on the same PostgreSQL, same run.
 
-The hub runs as uvicorn workers (production settings) on a fresh database with one partner and N members, each
+The hub runs as one single-worker uvicorn process per core (production settings; wrk's long-lived connections
+are split evenly between them) on a fresh database with one partner and N members, each
 holding plenty of points. wrk sends `redeemPoints(points: 1)` with a fresh idempotency key per request, as a
 till would, with constant query text and variables: for random members, then with every request on one hot
 member. pgbench runs `-N` (simple-update, scale 10, 8 clients, TCP like the hub) on its own database on the same
 server. Runs alternate; the figures are medians; the ratios are hub req/s over pgbench TPS.
 
-    python bench/redeem.py --database postgresql://postgres@127.0.0.1:5432/postgres [--workers 2] [--runs 3]
+    python -m bench.redeem --database postgresql://postgres@127.0.0.1:5432/postgres [--workers 2] [--runs 3]
 
 Needs wrk and pgbench (Debian packages `wrk`, `postgresql-client`).
 """
@@ -23,6 +24,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -141,38 +144,51 @@ def main() -> None:
     )
 
     results: dict[str, list[float]] = {"random": [], "hot": [], "pgbench": []}
-    with hub_server(url, workdir, workers=args.workers, pool=16) as base:
-        token = httpx.post(
-            base + "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
-        ).json()["access_token"]
+    # One single-worker process per core, each with its own share of wrk's connections: with one shared socket
+    # the kernel handed most of wrk's long-lived connections to one worker and left the other idle.
+    with ExitStack() as stack:
+        bases = [stack.enter_context(hub_server(url, workdir, workers=1, pool=16)) for _ in range(args.workers)]
+        tokens = {
+            base: httpx.post(
+                base + "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+            ).json()["access_token"]
+            for base in bases
+        }
         probe = httpx.post(
-            base + "/graphql",
+            bases[0] + "/graphql",
             json={
                 "query": MUTATION,
                 "variables": {"input": {"memberId": ids[0], "points": 1, "idempotencyKey": "probe"}},
             },
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {tokens[bases[0]]}"},
         ).json()
         assert probe["data"]["redeemPoints"]["errors"] == [], probe
 
-        def script(mode: str) -> Path:
+        def script(mode: str, base: str) -> Path:
             path = workdir / f"{mode}-{secrets.token_hex(4)}.lua"
             path.write_text(
                 LUA
                 % {
                     "ids": ",".join(f'"{i}"' for i in ids),
                     "hot": "true" if mode == "hot" else "false",
-                    "token": token,
+                    "token": tokens[base],
                     "query": MUTATION.replace('"', '\\"'),
                     "nonce": secrets.token_hex(6),
                 }
             )
             return path
 
-        sent = wrk(base, script("random"), 3, args.connections)[1]  # warm-up
+        def load(mode: str, seconds: int) -> tuple[float, int]:
+            """All servers at once; the sum of their rates and requests."""
+            share = max(1, args.connections // len(bases))
+            with ThreadPoolExecutor(len(bases)) as pool:
+                runs = list(pool.map(lambda base: wrk(base, script(mode, base), seconds, share, threads=1), bases))
+            return round(sum(r[0] for r in runs), 1), sum(r[1] for r in runs)
+
+        sent = load("random", 3)[1]  # warm-up
         for _ in range(args.runs):
             for mode in ("random", "hot"):
-                rate, requests = wrk(base, script(mode), args.seconds, args.connections)
+                rate, requests = load(mode, args.seconds)
                 results[mode].append(rate)
                 sent += requests
             results["pgbench"].append(pgbench(args.database, args.seconds))
