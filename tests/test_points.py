@@ -326,3 +326,26 @@ async def test_every_movement_writes_its_outbox_event(shop: Any, hub: Hub, clock
         "hold.voided",
         "points.reversed",
     ]
+
+
+async def test_redemption_is_one_round_trip_on_postgresql(shop: Any, hub: Hub) -> None:
+    """On PostgreSQL the write is the `hub_redeem` function (migration 0003); elsewhere the Python path."""
+    from sqlalchemy import event as sa_event
+
+    if hub.db.backend != "postgresql":
+        pytest.skip("SQLite runs the Python path")
+    pharmacy, member = shop
+    await call(pharmacy, EARN, memberId=member, points=10)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(hub.db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert code(await call(pharmacy, REDEEM, memberId=member, points=4)) is None
+    finally:
+        sa_event.remove(hub.db.engine.sync_engine, "before_cursor_execute", record)
+    writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
+    assert any("hub_redeem" in s for s in statements) and writes == [], statements
+    await assert_ledger_clean(hub)

@@ -23,12 +23,14 @@ import asyncio
 import hashlib
 import json
 import random
+import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -252,14 +254,18 @@ _CLAIM = {"postgresql": _claim_statement("postgresql"), "sqlite": _claim_stateme
 
 async def _open_txn(
     conn: AsyncConnection, *, key: str | None, request_hash: str | None, **values: Any
-) -> tuple[int, str]:
-    """Insert the transaction row; with an idempotency key, this is also the claim on the key."""
+) -> tuple[int, Txn]:
+    """Insert the transaction row; with an idempotency key, this is also the claim on the key.
+
+    Returns its id and the transaction as the caller will see it, so no command has to read it back.
+    """
     public_id = new_id("txn", 12)
     row = {"public_id": public_id, "idempotency_key": key, "request_hash": request_hash, **values}
     txn_id = await conn.scalar(_CLAIM[conn.dialect.name].values(**row))
     if txn_id is None:
         raise _Replay()
-    return int(txn_id), public_id
+    defaults = {"reversed_points": 0, "reason": None, "reference": None, "pending_until": None}
+    return int(txn_id), txn_of(SimpleNamespace(**{**defaults, **row}))
 
 
 async def run(
@@ -270,9 +276,10 @@ async def run(
 ) -> T:
     """Run one ledger command in its own transaction; replay stored results; retry PostgreSQL conflicts.
 
-    The key decides before anything else: a request whose key was already used gets the stored result (same
-    request) or IDEMPOTENCY_CONFLICT (different request), even when the new request would itself fail. The key
-    is looked up only when the command could not claim it or failed, so the usual path costs nothing extra.
+    The key decides before anything else: a request whose key was already used gets the stored result, read back
+    by `replay` (same request), or IDEMPOTENCY_CONFLICT (different request), even when the new request would
+    itself fail. The key is looked up only when the command could not claim it or failed, so the usual path
+    costs nothing extra.
     """
     for attempt in range(8):
         try:
@@ -540,14 +547,14 @@ async def _billing(conn: AsyncConnection, partner_id: int) -> str:
     return billing or "postpaid"
 
 
-async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime, policy: PointsPolicy) -> int:
+async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime, policy: PointsPolicy) -> Txn:
     """Award points funded by the caller (the issuer). Pending until `pending_until` if it is in the future."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
     member_id = await _member(conn, partner_id, cmd.member_id, "points:earn", now)
     pending = cmd.pending_until is not None and cmd.pending_until > now
     available_at = cmd.pending_until if pending and cmd.pending_until else now
-    txn_id, public_id = await _open_txn(
+    txn_id, txn = await _open_txn(
         conn,
         key=cmd.idempotency_key,
         request_hash=fingerprint(cmd),
@@ -602,9 +609,9 @@ async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime,
         now=now,
         member_id=member_id,
         partner_id=partner_id,
-        payload={"transactionId": public_id, "points": cmd.points},
+        payload={"transactionId": txn.public_id, "points": cmd.points},
     )
-    return txn_id
+    return txn
 
 
 @dataclass(frozen=True)
@@ -616,12 +623,14 @@ class Redeem:
     idempotency_key: str
 
 
-async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datetime) -> int:
+async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datetime) -> Txn:
     """Spend points at the caller in one step (the caller is the redeemer)."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
+    if conn.dialect.name == "postgresql":
+        return await _redeem_in_postgresql(conn, partner_id, cmd, now)
     member_id = await _member(conn, partner_id, cmd.member_id, "points:redeem", now)
-    txn_id, public_id = await _open_txn(
+    txn_id, txn = await _open_txn(
         conn,
         key=cmd.idempotency_key,
         request_hash=fingerprint(cmd),
@@ -642,9 +651,54 @@ async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datet
         now=now,
         member_id=member_id,
         partner_id=partner_id,
-        payload={"transactionId": public_id, "points": cmd.points},
+        payload={"transactionId": txn.public_id, "points": cmd.points},
     )
-    return txn_id
+    return txn
+
+
+_REDEEM_FUNCTION = text(
+    "SELECT outcome, txn_id FROM hub_redeem(:partner, :pairwise, :points, :reference, :key, :hash, :now, :public_id)"
+).bindparams(bindparam("now", type_=UtcDateTime()))
+
+
+async def _redeem_in_postgresql(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datetime) -> Txn:
+    """The same steps as the Python path, in one round trip: `hub_redeem` (migration 0003).
+
+    The function returns the outcomes that leave nothing written, and raises 'hub:<CODE>' for those that must
+    roll back its own writes; both become the same LedgerError the Python path raises.
+    """
+    public_id = new_id("txn", 12)
+    params = {
+        "partner": partner_id,
+        "pairwise": cmd.member_id,
+        "points": cmd.points,
+        "reference": cmd.reference,
+        "key": cmd.idempotency_key,
+        "hash": fingerprint(cmd),
+        "now": now,
+        "public_id": public_id,
+    }
+    try:
+        row = (await conn.execute(_REDEEM_FUNCTION, params)).one()
+    except DBAPIError as exc:
+        message = str(getattr(exc.orig, "args", [""])[0] if exc.orig is not None else "")
+        found = _RAISED.search(message) or _RAISED.search(str(exc))
+        if found is None or getattr(exc.orig, "sqlstate", None) != "P0001":
+            raise
+        code = found.group(1)
+        if code not in _FLOOR_MESSAGES:
+            raise AssertionError(f"hub_redeem: {code}") from exc
+        raise LedgerError(code, _FLOOR_MESSAGES[code], "points") from None
+    if row.outcome == "OK":
+        return Txn(public_id, "REDEEM", "POSTED", cmd.points, 0, cmd.reference, None, None, now)
+    if row.outcome == "REPLAY":
+        raise _Replay()
+    if row.outcome == "MEMBER_NOT_FOUND":
+        raise LedgerError("MEMBER_NOT_FOUND", "no such member", "memberId")
+    raise LedgerError("CONSENT_REQUIRED", "the member has not consented to 'points:redeem' for you", "memberId")
+
+
+_RAISED = re.compile(r"hub:([A-Z_]+)")
 
 
 @dataclass(frozen=True)
@@ -657,7 +711,7 @@ class PlaceHold:
     idempotency_key: str
 
 
-async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: datetime, policy: PointsPolicy) -> int:
+async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: datetime, policy: PointsPolicy) -> Hold:
     """Reserve points for a till (authorise). Returns the transaction id; its hold is the result."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
@@ -667,10 +721,11 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
             "INVALID_INPUT", f"expiresInSeconds must be between 1 and {policy.hold_ttl_max}", "expiresInSeconds"
         )
     member_id = await _member(conn, partner_id, cmd.member_id, "points:redeem", now)
+    placed = Hold(new_id("hold", 12), "ACTIVE", cmd.points, 0, now + timedelta(seconds=ttl), cmd.reference)
     hold_id = await conn.scalar(
         insert(point_hold)
         .values(
-            public_id=new_id("hold", 12),
+            public_id=placed.public_id,
             member_id=member_id,
             partner_id=partner_id,
             status="ACTIVE",
@@ -682,7 +737,7 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
         )
         .returning(point_hold.c.id)
     )
-    txn_id, _public_id = await _open_txn(
+    txn_id, _txn = await _open_txn(
         conn,
         key=cmd.idempotency_key,
         request_hash=fingerprint(cmd),
@@ -699,7 +754,7 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
     await outbox.record(
         conn, "points.held", now=now, member_id=member_id, partner_id=partner_id, payload={"points": cmd.points}
     )
-    return txn_id
+    return placed
 
 
 @dataclass(frozen=True)
@@ -728,14 +783,14 @@ async def _hold_for(conn: AsyncConnection, partner_id: int, public_id: str) -> A
     return row
 
 
-async def capture(conn: AsyncConnection, partner_id: int, cmd: Capture, now: datetime) -> int:
+async def capture(conn: AsyncConnection, partner_id: int, cmd: Capture, now: datetime) -> Txn:
     """Capture all or part of a hold; the rest goes back to the member."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
     found = await _hold_for(conn, partner_id, cmd.hold_id)
     if cmd.points > found.points:
         raise LedgerError("CAPTURE_EXCEEDS_HOLD", f"the hold is for {found.points} points", "points")
-    txn_id, _public_id = await _open_txn(
+    txn_id, txn = await _open_txn(
         conn,
         key=cmd.idempotency_key,
         request_hash=fingerprint(cmd),
@@ -757,13 +812,13 @@ async def capture(conn: AsyncConnection, partner_id: int, cmd: Capture, now: dat
         partner_id=partner_id,
         payload={"holdId": found.public_id, "points": cmd.points},
     )
-    return txn_id
+    return txn
 
 
-async def void(conn: AsyncConnection, partner_id: int, cmd: Void, now: datetime) -> int:
+async def void(conn: AsyncConnection, partner_id: int, cmd: Void, now: datetime) -> Hold:
     _check_key(cmd.idempotency_key)
     found = await _hold_for(conn, partner_id, cmd.hold_id)
-    txn_id, _public_id = await _open_txn(
+    txn_id, _txn = await _open_txn(
         conn,
         key=cmd.idempotency_key,
         request_hash=fingerprint(cmd),
@@ -785,7 +840,7 @@ async def void(conn: AsyncConnection, partner_id: int, cmd: Void, now: datetime)
         partner_id=partner_id,
         payload={"holdId": found.public_id},
     )
-    return txn_id
+    return replace(hold_of(found), status="VOIDED")
 
 
 async def _resolve_hold(
@@ -844,7 +899,7 @@ class Reverse:
     idempotency_key: str
 
 
-async def reverse(conn: AsyncConnection, partner_id: int, cmd: Reverse, now: datetime, policy: PointsPolicy) -> int:
+async def reverse(conn: AsyncConnection, partner_id: int, cmd: Reverse, now: datetime, policy: PointsPolicy) -> Txn:
     """Reverse (part of) one of the caller's own earns, redemptions or captures."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
@@ -857,7 +912,7 @@ async def reverse(conn: AsyncConnection, partner_id: int, cmd: Reverse, now: dat
     ).one_or_none()
     if original is None or original.kind not in ("earn", "redeem", "capture"):
         raise LedgerError("TRANSACTION_NOT_FOUND", "no reversible transaction of yours with this id", "transactionId")
-    txn_id, _public_id = await _open_txn(
+    txn_id, txn = await _open_txn(
         conn,
         key=cmd.idempotency_key,
         request_hash=fingerprint(cmd),
@@ -890,7 +945,7 @@ async def reverse(conn: AsyncConnection, partner_id: int, cmd: Reverse, now: dat
         partner_id=partner_id,
         payload={"transactionId": original.public_id, "points": cmd.points},
     )
-    return txn_id
+    return txn
 
 
 async def _reverse_earn(
@@ -1025,10 +1080,10 @@ async def _refund_spend(conn: AsyncConnection, original: Any, txn_id: int, point
     await _allocate(conn, txn_id, back, "refund", redeemer, now)
 
 
-async def fund(conn: AsyncConnection, partner_id: int, points: int, now: datetime) -> int:
+async def fund(conn: AsyncConnection, partner_id: int, points: int, now: datetime) -> Txn:
     """Top up a prepaid partner's points (the operator records a payment received)."""
     _check_points(points)
-    txn_id, _ = await _open_txn(
+    txn_id, txn = await _open_txn(
         conn,
         key=None,
         request_hash=None,
@@ -1045,7 +1100,7 @@ async def fund(conn: AsyncConnection, partner_id: int, points: int, now: datetim
         now,
     )
     await outbox.record(conn, "partner.funded", now=now, partner_id=partner_id, payload={"points": points})
-    return txn_id
+    return txn
 
 
 async def open_partner_accounts(conn: AsyncConnection, partner_id: int, now: datetime) -> None:

@@ -257,28 +257,29 @@ class PointsHoldPayload:
     errors: list[PointsError]
 
 
-Command = Callable[[AsyncConnection], Awaitable[int]]
-
-
 async def _run(
-    info: Info, cmd: Any, command: Command, load: Callable[[AsyncConnection, int], Awaitable[T]]
+    info: Info,
+    cmd: Any,
+    command: Callable[[AsyncConnection], Awaitable[T]],
+    replay: Callable[[AsyncConnection, int], Awaitable[T]],
 ) -> tuple[T | None, list[PointsError]]:
-    async def work(conn: AsyncConnection) -> T:
-        return await load(conn, await command(conn))
-
     key = ledger.Idempotency.of(info.context.partner_id, cmd)
     try:
-        return await ledger.run(info.context.hub.db, key, work, load), []
+        return await ledger.run(info.context.hub.db, key, command, replay), []
     except DomainError as error:
         return None, [PointsError.of(error)]
 
 
-async def _transaction(info: Info, cmd: Any, command: Command) -> PointsTransactionPayload:
+async def _transaction(
+    info: Info, cmd: Any, command: Callable[[AsyncConnection], Awaitable[ledger.Txn]]
+) -> PointsTransactionPayload:
     txn, errors = await _run(info, cmd, command, ledger.load_txn)
     return PointsTransactionPayload(transaction=PointsTransaction.of(txn) if txn else None, errors=errors)
 
 
-async def _hold(info: Info, cmd: Any, command: Command) -> PointsHoldPayload:
+async def _hold(
+    info: Info, cmd: Any, command: Callable[[AsyncConnection], Awaitable[ledger.Hold]]
+) -> PointsHoldPayload:
     found, errors = await _run(info, cmd, command, ledger.load_hold_of_txn)
     return PointsHoldPayload(hold=PointsHold.of(found) if found else None, errors=errors)
 
