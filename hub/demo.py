@@ -70,8 +70,8 @@ DEMO_PARTNERS = [
     (
         "Leap Fitness",
         "gym",
-        "member:read member:enroll points:read points:grant activity:write consent:read "
-        "consent:request webhooks:manage",
+        "member:read member:enroll points:read points:grant points:redeem activity:write consent:read "
+        "consent:request settlement:read webhooks:manage",
         "DEMO-GY",
         0.3,
     ),
