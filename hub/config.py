@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -87,8 +88,8 @@ class Settings:
             timezone=os.environ.get("HUB_TIMEZONE") or "Asia/Shanghai",
         )
 
-    @property
-    def points_policy(self) -> PointsPolicy:
+    @cached_property
+    def points_policy(self) -> PointsPolicy:  # read on every ledger command: parse once
         return PointsPolicy(
             expiry=ExpiryRule.parse(self.points_expiry),
             allow_negative=self.points_allow_negative,
