@@ -144,32 +144,31 @@ def _upsert(dialect: str) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=[ledger_account.c.code],
         set_={"balance": ledger_account.c.balance + stmt.excluded.balance, "version": ledger_account.c.version + 1},
-    ).returning(ledger_account.c.balance)
+    )
 
 
 _UPSERT = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
 
 
-async def _post(conn: AsyncConnection, txn_id: int, movements: Sequence[Movement], now: datetime) -> dict[str, int]:
-    """Apply movements to cached balances in lock order, then write their entries. Returns new cached balances."""
+async def _post(conn: AsyncConnection, txn_id: int, movements: Sequence[Movement], now: datetime) -> None:
+    """Apply movements to cached balances in lock order, then write their entries."""
     if sum(m.amount for m in movements) != 0:
         raise AssertionError(f"unbalanced transaction: {movements}")
-    balances: dict[str, int] = {}
     movements = [m for m in movements if m.amount]
     for move in sorted(movements, key=lambda m: (_RANK[m.account.kind], m.account.code)):
         code = move.account.code
         if move.account.kind not in TRACKED_KINDS:
             continue  # append-only account: its entry below is all there is to write
         if move.floor is not None and move.amount < 0:
-            balance = await conn.scalar(
+            debited = await conn.scalar(
                 _GUARDED_DEBIT, {"b_code": code, "b_amount": move.amount, "b_floor": move.floor}
             )
-            if balance is None:
+            if debited is None:
                 current = await conn.scalar(select(ledger_account.c.balance).where(ledger_account.c.code == code))
                 code_name = "NEGATIVE_BALANCE" if (current or 0) < 0 else move.floor_error
                 raise LedgerError(code_name, _FLOOR_MESSAGES[code_name], "points")
         else:
-            balance = await conn.scalar(
+            await conn.execute(
                 _UPSERT[conn.dialect.name],
                 {
                     "b_code": code,
@@ -180,12 +179,10 @@ async def _post(conn: AsyncConnection, txn_id: int, movements: Sequence[Movement
                     "b_now": now,
                 },
             )
-        balances[code] = int(balance)
     if movements:
         await conn.execute(
             insert(ledger_entry), [{"txn_id": txn_id, "account": m.account.code, "amount": m.amount} for m in movements]
         )
-    return balances
 
 
 def _lock_statement(dialect: str) -> Any:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import cursors
 from hub.errors import DomainError
-from hub.points.ledger import Hold, Txn, hold_of, partner_account, txn_of
+from hub.points.ledger import Txn, partner_account, txn_of
 from hub.points.models import (
     MEMBER_AVAILABLE,
     MEMBER_HELD,
@@ -22,7 +22,6 @@ from hub.points.models import (
     PARTNER_PREPAID,
     ledger_account,
     ledger_txn,
-    point_hold,
     point_lot,
 )
 
@@ -123,12 +122,3 @@ async def history(
         query = query.where(ledger_txn.c.id < anchor)
     rows = (await conn.execute(query)).all()
     return HistoryPage(transactions=[txn_of(r) for r in rows[:first]], has_next=len(rows) > first)
-
-
-async def own_hold(conn: AsyncConnection, partner_id: int, public_id: str) -> Hold | None:
-    row = (
-        await conn.execute(
-            select(point_hold).where(point_hold.c.public_id == public_id, point_hold.c.partner_id == partner_id)
-        )
-    ).one_or_none()
-    return None if row is None else hold_of(row)
