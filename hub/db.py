@@ -118,6 +118,12 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one statement that is its own transaction (a PostgreSQL function call)."""
+        async with self._reader.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         async with self._writer.begin() as conn:

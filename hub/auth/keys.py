@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 ALGORITHM = "ES256"
 _RELOAD_INTERVAL = 5.0  # seconds between re-reads of the directory prompted by unknown kids
+_VERIFIED_MAX = 4096  # tokens whose signature this process remembers having checked
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class KeyStore:
         self._keys: list[StoredKey] = []
         self._public = KeySet([])
         self._last_reload = 0.0
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.load(create_if_empty=True)
 
     def load(self, *, create_if_empty: bool = False) -> None:
@@ -53,6 +57,7 @@ class KeyStore:
         self._keys = keys
         self._public = KeySet.import_key_set({"keys": [k.key.as_dict(private=False) for k in keys]})
         self._last_reload = time.monotonic()
+        self._verified.clear()  # a removed key must stop verifying the tokens it signed
 
     def _read(self, path: Path) -> StoredKey:
         doc = json.loads(path.read_text())
@@ -86,6 +91,24 @@ class KeyStore:
             self.load()
             return any(k.kid == kid for k in self._keys)
         return False
+
+    def verified_claims(self, raw: str) -> dict[str, Any]:
+        """The claims of a compact JWS whose signature one of these keys verifies; raises joserfc's JoseError.
+
+        Checking an ES256 signature costs more than the rest of a request's authentication, and a partner sends
+        the same token for minutes, so each token is checked once per process. The cache is keyed by the whole
+        token, signature included; the claims are validated (expiry, audience, ...) by the caller on every use.
+        Callers must not modify the returned dict.
+        """
+        claims = self._verified.get(raw)
+        if claims is not None:
+            self._verified.move_to_end(raw)
+            return claims
+        claims = jwt.decode(raw, self._public, algorithms=[ALGORITHM]).claims
+        self._verified[raw] = claims
+        if len(self._verified) > _VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return claims
 
     def rotate(self) -> StoredKey:
         newest = self._write(_generate(max(time.time(), self.signing_key.created_at + 1)))

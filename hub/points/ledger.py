@@ -231,10 +231,11 @@ class Idempotency:
     partner_id: int
     key: str
     request_hash: str
+    command: str = ""
 
     @classmethod
     def of(cls, partner_id: int, cmd: Any) -> Idempotency:
-        return cls(partner_id, cmd.idempotency_key, fingerprint(cmd))
+        return cls(partner_id, cmd.idempotency_key, fingerprint(cmd), cmd.COMMAND)
 
 
 def _claim_statement(dialect: str) -> Any:
@@ -278,9 +279,11 @@ async def run(
     itself fail. The key is looked up only when the command could not claim it or failed, so the usual path
     costs nothing extra.
     """
+    # `hub_redeem` is one statement, atomic by itself: run bare, it spares the BEGIN and COMMIT round trips.
+    one_statement = db.backend == "postgresql" and idempotency.command == Redeem.COMMAND
     for attempt in range(8):
         try:
-            async with db.write() as conn:
+            async with db.single_statement() if one_statement else db.write() as conn:
                 return await command(conn)
         except (_Replay, DomainError) as stopped:
             async with db.read() as conn:
