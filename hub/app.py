@@ -27,6 +27,7 @@ from hub.auth.principal import Principal, authenticate
 from hub.auth.tokens import InvalidToken
 from hub.clock import Clock
 from hub.config import Settings
+from hub.portal import routes as portal_routes
 from hub.schema import build_schema
 from hub.schema.context import Context
 from hub.state import Hub
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/schema.graphql", sdl, methods=["GET"]),
             Route("/graphql", endpoint, methods=["GET", "POST"]),
             *oauth_routes.routes,
+            *portal_routes.routes,
         ],
         lifespan=lifespan,
     )

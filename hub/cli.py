@@ -141,6 +141,9 @@ def client_create(
         Path | None, typer.Option(help="JWK Set file of the client's public keys (private_key_jwt)")
     ] = None,
     name: Annotated[str | None, typer.Option(help="A label for the client")] = None,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option(help="Redirect URI for the authorization code grant (repeatable)")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create an OAuth client for a partner. The secret is printed once and stored only as a hash."""
@@ -157,6 +160,7 @@ def client_create(
                 auth_method=auth_method,
                 jwks=key_set,
                 name=name,
+                redirect_uris=redirect_uri,
                 now=hub.clock.now(),
             )
 
@@ -167,6 +171,7 @@ def client_create(
         "partner_id": created.partner_public_id,
         "scopes": " ".join(sorted(created.scopes)),
         "auth_method": created.auth_method,
+        "redirect_uris": redirect_uri or [],
     }
     _emit(as_json, data, "client created: the secret is shown only now")
 

@@ -50,6 +50,8 @@ class Settings:
     hold_ttl_default: int = 900
     hold_ttl_max: int = 7 * 24 * 3600
     timezone: str = "Asia/Shanghai"
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.env not in ("development", "production"):
@@ -59,6 +61,11 @@ class Settings:
             raise ValueError("HUB_ACCESS_TOKEN_TTL must be between 60 and 900 seconds")
         ExpiryRule.parse(self.points_expiry)  # fail at start-up, not at the first earn
         ZoneInfo(self.timezone)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Portal cookies carry `Secure` whenever the hub is served over https."""
+        return self.issuer.startswith("https://")
 
     @property
     def development(self) -> bool:
@@ -86,6 +93,8 @@ class Settings:
             hold_ttl_default=_int("HUB_HOLD_TTL_DEFAULT", 900),
             hold_ttl_max=_int("HUB_HOLD_TTL_MAX", 7 * 24 * 3600),
             timezone=os.environ.get("HUB_TIMEZONE") or "Asia/Shanghai",
+            sms_gateway_url=os.environ.get("HUB_SMS_GATEWAY_URL") or None,
+            sms_gateway_token=os.environ.get("HUB_SMS_GATEWAY_TOKEN") or None,
         )
 
     @cached_property

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from hub.auth.keys import KeyStore
 from hub.clock import Clock
 from hub.config import Settings
+from hub.consent.access_log import AccessLog
 from hub.db import Database
+from hub.members.sms import SmsSender, sender_for
 
 
 @dataclass
@@ -16,12 +18,17 @@ class Hub:
     db: Database
     keys: KeyStore
     clock: Clock
+    sms: SmsSender
+    access_log: AccessLog
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> Hub:
+        db = Database(settings.database_url, settings.db_pool_size)
         return cls(
             settings=settings,
-            db=Database(settings.database_url, settings.db_pool_size),
+            db=db,
             keys=KeyStore(settings.keys_dir),
             clock=clock or Clock(),
+            sms=sender_for(settings.sms_gateway_url, settings.sms_gateway_token, settings.development),
+            access_log=AccessLog(db),
         )

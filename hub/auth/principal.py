@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,6 +13,8 @@ from hub.auth.models import access_token
 from hub.auth.scopes import parse
 from hub.auth.tokens import InvalidToken, decode_access_token
 from hub.config import Settings
+from hub.consent.models import consent
+from hub.members.models import member
 from hub.partners.models import oauth_client, partner
 from hub.partners.service import Partner
 
@@ -22,8 +25,12 @@ class Principal:
     client_pk: int
     client_id: str
     jti: str
-    # token scopes ∩ the client's ceiling as it stands now (an operator may have lowered it since issue).
+    # token scopes ∩ the client's ceiling as it stands now (an operator may have lowered it since issue)
+    # ∩, for a member-delegated token, the member's consent as it stands now.
     scopes: frozenset[str]
+    # Set when a partner app acts for one member (authorization code grant): that member, under that consent.
+    member_id: int | None = None
+    consent_pk: int | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
@@ -42,11 +49,28 @@ _TOKEN_STATE = (
         partner.c.name,
         partner.c.kind,
         partner.c.status.label("partner_status"),
+        access_token.c.member_id,
+        access_token.c.consent_id,
+        consent.c.status.label("consent_status"),
+        consent.c.permissions.label("consent_permissions"),
+        consent.c.expires_at.label("consent_expires_at"),
+        member.c.status.label("member_status"),
     )
     .join(oauth_client, oauth_client.c.id == access_token.c.client_pk)
     .join(partner, partner.c.id == oauth_client.c.partner_id)
+    .outerjoin(consent, consent.c.id == access_token.c.consent_id)
+    .outerjoin(member, member.c.id == access_token.c.member_id)
     .where(access_token.c.jti == bindparam("jti"))
 )
+
+
+def _consent_in_force(row: object, now: int) -> bool:
+    expires = row.consent_expires_at  # type: ignore[attr-defined]
+    return (
+        row.consent_status == "AUTHORISED"  # type: ignore[attr-defined]
+        and row.member_status == "active"  # type: ignore[attr-defined]
+        and (expires is None or expires > datetime.fromtimestamp(now, UTC))
+    )
 
 
 async def authenticate(
@@ -61,6 +85,12 @@ async def authenticate(
         raise InvalidToken("the access token has been revoked")
     if row.client_status != "active" or row.partner_status != "active":
         raise InvalidToken("the client or its partner is not active")
+    scopes = token.scopes & parse(row.allowed_scopes)
+    if row.member_id is not None:
+        # Re-read on every request: a revocation in the portal stops the very next call, not the token's expiry.
+        if not _consent_in_force(row, now):
+            raise InvalidToken("the member's consent for this token is no longer in force")
+        scopes &= frozenset(row.consent_permissions)
     return Principal(
         partner=Partner(
             id=row.partner_pk,
@@ -72,5 +102,7 @@ async def authenticate(
         client_pk=row.client_pk,
         client_id=row.client_id,
         jti=token.jti,
-        scopes=token.scopes & parse(row.allowed_scopes),
+        scopes=scopes,
+        member_id=row.member_id,
+        consent_pk=row.consent_id,
     )

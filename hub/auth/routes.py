@@ -45,14 +45,24 @@ async def _respond(request: Request, endpoint: str | None) -> Response:
     except InsecureTransportError:
         return _oauth_error(400, "insecure_transport", "OAuth requests must use https (or a loopback address)")
 
-    def run(conn: Any) -> Response:
+    def run(conn: Any) -> tuple[Response, list[str]]:
         server = HubAuthorizationServer(hub.settings, hub.keys, hub.clock, conn)
         if endpoint is None:
-            return server.create_token_response(oauth_request)
-        return server.create_endpoint_response(endpoint, oauth_request)
+            return server.create_token_response(oauth_request), server.grants_to_revoke
+        return server.create_endpoint_response(endpoint, oauth_request), server.grants_to_revoke
 
     async with hub.db.write() as conn:
-        return await conn.run_sync(run)
+        response, replayed = await conn.run_sync(run)
+    if replayed:
+        # A replayed code or refresh token: the request fails, but what that grant produced is revoked for good.
+        def revoke(conn: Any) -> None:
+            server = HubAuthorizationServer(hub.settings, hub.keys, hub.clock, conn)
+            for grant_id in replayed:
+                server.revoke_grant(grant_id)
+
+        async with hub.db.write() as conn:
+            await conn.run_sync(revoke)
+    return response
 
 
 async def token(request: Request) -> Response:
@@ -74,12 +84,15 @@ async def metadata(request: Request) -> Response:
     return JSONResponse(
         {
             "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/oauth/authorize",
             "token_endpoint": f"{issuer}/oauth/token",
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "revocation_endpoint": f"{issuer}/oauth/revoke",
             "introspection_endpoint": f"{issuer}/oauth/introspect",
             "grant_types_supported": GRANT_TYPES,
-            "response_types_supported": [],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
             "scopes_supported": sorted(PARTNER_SCOPES),
             "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
             "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 
 from hub.db import BigId, Json, UtcDateTime, metadata
 
@@ -41,3 +41,33 @@ consent_event = Table(
     Column("evidence", Json, nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
 )
+
+# A partner's request for (more) consent, which the member approves or rejects in the portal.
+consent_request = Table(
+    "consent_request",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("public_id", String(40), nullable=False, unique=True),
+    Column("member_id", BigId, ForeignKey("member.id"), nullable=False, index=True),
+    Column("partner_id", BigId, ForeignKey("partner.id"), nullable=False),
+    Column("status", String(30), nullable=False),  # AWAITING_AUTHORISATION | AUTHORISED | REJECTED
+    Column("permissions", Json, nullable=False),
+    Column("purposes", Json, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),  # of the consent it asks for
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("decided_at", UtcDateTime, nullable=True),
+)
+
+# Every read of member data by a partner: who read which categories of whose data, under which consent, when.
+# Append-only; the member reads it in the portal.
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member_id", BigId, ForeignKey("member.id"), nullable=False),
+    Column("partner_id", BigId, ForeignKey("partner.id"), nullable=False),
+    Column("consent_id", BigId, ForeignKey("consent.id"), nullable=False),
+    Column("categories", Text, nullable=False),  # space-separated permissions, e.g. "member:read points:read"
+    Column("occurred_at", UtcDateTime, nullable=False),
+)
+Index("ix_access_log_member_time", access_log.c.member_id, access_log.c.occurred_at)

@@ -14,13 +14,19 @@ from typing import Any
 from sqlalchemy import BindParameter, ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.auth.models import access_token, refresh_token
 from hub.auth.scopes import PARTNER_SCOPES
-from hub.consent.models import consent, consent_event
+from hub.consent.models import consent, consent_event, consent_request
 from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
+from hub.partners.models import partner
 
 CHANNELS = ("POS", "APP", "WEB", "PAPER", "IMPORT")
+# The privacy notice the portal and the consent screen show; recorded with every consent given there.
+POLICY_VERSION = "portal-2026-11"
+# Permissions that reveal health: pharmacy purchases, health activities and the points granted for them.
+HEALTH_PERMISSIONS = frozenset({"purchases:read", "activity:write", "points:grant"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,15 @@ def validate_evidence(evidence: Evidence, field: str) -> None:
         raise DomainError("INVALID_INPUT", f"channel must be one of {', '.join(CHANNELS)}", field)
 
 
+def validate_expiry(permissions: frozenset[str], expires_at: datetime | None, now: datetime, field: str) -> None:
+    """Health-related data is never shared open-ended (PIPL Art. 28-29, GDPR Art. 9): such consent must expire."""
+    if expires_at is not None and expires_at <= now:
+        raise DomainError("INVALID_INPUT", "the consent would already have expired", field)
+    if expires_at is None and permissions & HEALTH_PERMISSIONS:
+        health = ", ".join(sorted(permissions & HEALTH_PERMISSIONS))
+        raise DomainError("EXPIRY_REQUIRED", f"consent to health-related data ({health}) needs an expiry", field)
+
+
 def is_active(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """The SQL predicate for 'this consent authorises access right now'."""
     return and_(
@@ -68,6 +83,8 @@ async def grant(
     permissions: frozenset[str],
     evidence: Evidence,
     now: datetime,
+    purposes: list[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> str:
     """Record the member's consent to a partner (a new one, or a new version of the existing one)."""
     current = (
@@ -88,7 +105,8 @@ async def grant(
                 partner_id=partner_id,
                 status="AUTHORISED",
                 permissions=granted,
-                purposes=[],
+                purposes=purposes or [],
+                expires_at=expires_at,
                 policy_version=evidence.policy_version,
                 channel=evidence.channel,
                 version=1,
@@ -107,6 +125,8 @@ async def grant(
             .values(
                 status="AUTHORISED",
                 permissions=granted,
+                purposes=purposes or [],
+                expires_at=expires_at,
                 policy_version=evidence.policy_version,
                 channel=evidence.channel,
                 version=current.version + 1,
@@ -143,3 +163,307 @@ def _change_kind(status: str, before: frozenset[str], after: frozenset[str]) -> 
     if after < before:
         return "narrowed"
     return "granted" if after != before else "renewed"
+
+
+# -- the member's side: requests, revocation, narrowing -----------------------------------------------------------
+@dataclass(frozen=True)
+class ConsentView:
+    id: int
+    public_id: str
+    partner_id: int
+    partner_name: str
+    status: str
+    permissions: list[str]
+    purposes: list[str]
+    expires_at: datetime | None
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RequestView:
+    public_id: str
+    partner_name: str
+    status: str
+    permissions: list[str]
+    purposes: list[str]
+    expires_at: datetime | None
+    created_at: datetime
+
+
+def _status(row: Any, now: datetime) -> str:
+    # An authorised consent past its expiry is expired, whether or not the worker has written it down yet.
+    if row.status == "AUTHORISED" and row.expires_at is not None and row.expires_at <= now:
+        return "EXPIRED"
+    return str(row.status)
+
+
+_CONSENTS = select(
+    consent.c.id,
+    consent.c.public_id,
+    consent.c.partner_id,
+    partner.c.name.label("partner_name"),
+    consent.c.status,
+    consent.c.permissions,
+    consent.c.purposes,
+    consent.c.expires_at,
+    consent.c.version,
+    consent.c.updated_at,
+).join(partner, partner.c.id == consent.c.partner_id)
+
+
+def _consent_view(row: Any, now: datetime) -> ConsentView:
+    return ConsentView(
+        id=row.id,
+        public_id=row.public_id,
+        partner_id=row.partner_id,
+        partner_name=row.partner_name,
+        status=_status(row, now),
+        permissions=list(row.permissions),
+        purposes=list(row.purposes),
+        expires_at=row.expires_at,
+        version=row.version,
+        updated_at=row.updated_at,
+    )
+
+
+async def of_member(
+    conn: AsyncConnection, member_id: int, now: datetime, *, partner_id: int | None = None
+) -> list[ConsentView]:
+    query = _CONSENTS.where(consent.c.member_id == member_id).order_by(partner.c.name)
+    if partner_id is not None:
+        query = query.where(consent.c.partner_id == partner_id)
+    return [_consent_view(row, now) for row in await conn.execute(query)]
+
+
+async def _own_consent(conn: AsyncConnection, member_id: int, public_id: str) -> Any:
+    """The member's consent by its public id, locked; CONSENT_NOT_FOUND for anyone else's."""
+    row = (
+        await conn.execute(
+            select(consent).where(consent.c.public_id == public_id, consent.c.member_id == member_id).with_for_update()
+        )
+    ).one_or_none()
+    if row is None:
+        raise DomainError("CONSENT_NOT_FOUND", "no such consent", "consentId")
+    return row
+
+
+async def append_event(
+    conn: AsyncConnection, row: Any, kind: str, actor: str, permissions: list[str], now: datetime, **evidence: Any
+) -> None:
+    await conn.execute(
+        insert(consent_event).values(
+            consent_id=row.id,
+            kind=kind,
+            actor=actor,
+            permissions=permissions,
+            previous_permissions=list(row.permissions),
+            evidence=evidence,
+            occurred_at=now,
+        )
+    )
+
+
+async def revoke(conn: AsyncConnection, member_id: int, public_id: str, *, now: datetime, actor: str) -> None:
+    """The member withdraws consent: access stops on the partner's next request and its member tokens die."""
+    row = await _own_consent(conn, member_id, public_id)
+    if row.status != "AUTHORISED":
+        raise DomainError("CONSENT_NOT_ACTIVE", "this consent is not in force", "consentId")
+    await conn.execute(
+        update(consent).where(consent.c.id == row.id).values(status="REVOKED", version=row.version + 1, updated_at=now)
+    )
+    await append_event(conn, row, "revoked_by_member", actor, [], now)
+    await revoke_tokens(conn, now, consent_id=row.id)
+    await outbox.record(
+        conn,
+        "consent.revoked",
+        now=now,
+        member_id=member_id,
+        partner_id=row.partner_id,
+        payload={"consentId": public_id},
+    )
+
+
+async def narrow(
+    conn: AsyncConnection, member_id: int, public_id: str, keep: frozenset[str], *, now: datetime, actor: str
+) -> None:
+    """The member keeps only some permissions: a new version with fewer, never more."""
+    row = await _own_consent(conn, member_id, public_id)
+    if row.status != "AUTHORISED":
+        raise DomainError("CONSENT_NOT_ACTIVE", "this consent is not in force", "consentId")
+    current = frozenset(row.permissions)
+    if not keep:
+        raise DomainError("INVALID_INPUT", "keep at least one permission, or revoke the consent", "permissions")
+    if not keep < current:
+        raise DomainError("INVALID_INPUT", "narrowing can only remove permissions", "permissions")
+    kept = sorted(keep)
+    await conn.execute(
+        update(consent).where(consent.c.id == row.id).values(permissions=kept, version=row.version + 1, updated_at=now)
+    )
+    await append_event(conn, row, "narrowed", actor, kept, now)
+    await outbox.record(
+        conn,
+        "consent.narrowed",
+        now=now,
+        member_id=member_id,
+        partner_id=row.partner_id,
+        payload={"consentId": public_id, "permissions": kept},
+    )
+
+
+async def revoke_tokens(
+    conn: AsyncConnection, now: datetime, *, consent_id: int | None = None, member_id: int | None = None
+) -> None:
+    """Revoke the member-delegated access and refresh tokens of one consent, or of every consent of a member."""
+    for table in (access_token, refresh_token):
+        where = table.c.consent_id == consent_id if consent_id is not None else table.c.member_id == member_id
+        await conn.execute(update(table).where(where, table.c.revoked_at.is_(None)).values(revoked_at=now))
+
+
+async def request(
+    conn: AsyncConnection,
+    *,
+    partner_id: int,
+    member_id: int,
+    permissions: frozenset[str],
+    purposes: list[str],
+    expires_at: datetime | None,
+    now: datetime,
+    actor: str,
+) -> RequestView:
+    """A partner asks the member for consent; the member decides in the portal."""
+    validate_expiry(permissions, expires_at, now, "expiresAt")
+    if not purposes or any(not p.strip() or len(p) > 200 for p in purposes):
+        raise DomainError(
+            "INVALID_INPUT", "say what the data is for: 1 or more purposes, 200 characters each", "purposes"
+        )
+    current = (
+        await conn.execute(select(consent).where(consent.c.member_id == member_id, consent.c.partner_id == partner_id))
+    ).one_or_none()
+    public_id = new_id("crq", 12)
+    await conn.execute(
+        insert(consent_request).values(
+            public_id=public_id,
+            member_id=member_id,
+            partner_id=partner_id,
+            status="AWAITING_AUTHORISATION",
+            permissions=sorted(permissions),
+            purposes=purposes,
+            expires_at=expires_at,
+            created_at=now,
+        )
+    )
+    if current is not None:
+        await append_event(conn, current, "requested", actor, sorted(permissions), now, requestId=public_id)
+    name = await conn.scalar(select(partner.c.name).where(partner.c.id == partner_id))
+    return RequestView(public_id, str(name), "AWAITING_AUTHORISATION", sorted(permissions), purposes, expires_at, now)
+
+
+_REQUESTS = select(
+    consent_request.c.id,
+    consent_request.c.public_id,
+    consent_request.c.partner_id,
+    partner.c.name.label("partner_name"),
+    consent_request.c.status,
+    consent_request.c.permissions,
+    consent_request.c.purposes,
+    consent_request.c.expires_at,
+    consent_request.c.created_at,
+).join(partner, partner.c.id == consent_request.c.partner_id)
+
+
+async def pending_requests(conn: AsyncConnection, member_id: int) -> list[RequestView]:
+    rows = await conn.execute(
+        _REQUESTS.where(
+            consent_request.c.member_id == member_id, consent_request.c.status == "AWAITING_AUTHORISATION"
+        ).order_by(consent_request.c.id)
+    )
+    return [
+        RequestView(
+            r.public_id, r.partner_name, r.status, list(r.permissions), list(r.purposes), r.expires_at, r.created_at
+        )
+        for r in rows
+    ]
+
+
+async def decide(
+    conn: AsyncConnection, member_id: int, request_public_id: str, *, approve: bool, now: datetime, actor: str
+) -> None:
+    """The member approves (the consent now carries the requested permissions too) or rejects a request."""
+    row = (
+        await conn.execute(
+            _REQUESTS.where(
+                consent_request.c.public_id == request_public_id, consent_request.c.member_id == member_id
+            ).with_for_update(of=consent_request)
+        )
+    ).one_or_none()
+    if row is None:
+        raise DomainError("CONSENT_REQUEST_NOT_FOUND", "no such consent request", "requestId")
+    if row.status != "AWAITING_AUTHORISATION":
+        raise DomainError("CONSENT_REQUEST_DECIDED", "this request was already decided", "requestId")
+    if approve and row.expires_at is not None and row.expires_at <= now:
+        raise DomainError(
+            "CONSENT_REQUEST_EXPIRED", "the consent this request asks for has already expired", "requestId"
+        )
+    await conn.execute(
+        update(consent_request)
+        .where(consent_request.c.id == row.id)
+        .values(status="AUTHORISED" if approve else "REJECTED", decided_at=now)
+    )
+    if not approve:
+        current = (
+            await conn.execute(
+                select(consent).where(consent.c.member_id == member_id, consent.c.partner_id == row.partner_id)
+            )
+        ).one_or_none()
+        if current is not None:
+            await append_event(conn, current, "rejected", actor, [], now, requestId=request_public_id)
+        return
+    existing = (
+        await conn.execute(
+            select(consent.c.status, consent.c.permissions, consent.c.expires_at).where(
+                consent.c.member_id == member_id, consent.c.partner_id == row.partner_id
+            )
+        )
+    ).one_or_none()
+    keep = (
+        frozenset(existing.permissions)
+        if existing is not None and _status(existing, now) == "AUTHORISED"
+        else frozenset()
+    )
+    await grant(
+        conn,
+        member_id=member_id,
+        partner_id=row.partner_id,
+        permissions=keep | frozenset(row.permissions),
+        evidence=Evidence(policy_version=POLICY_VERSION, channel="WEB", actor=actor),
+        now=now,
+        purposes=list(row.purposes),
+        expires_at=row.expires_at,
+    )
+
+
+async def expire_due(conn: AsyncConnection, now: datetime) -> int:
+    """Write down consents whose expiry has passed (access already stopped at that instant): status and event."""
+    rows = (
+        await conn.execute(
+            select(consent).where(consent.c.status == "AUTHORISED", consent.c.expires_at <= now).with_for_update()
+        )
+    ).all()
+    for row in rows:
+        await conn.execute(
+            update(consent)
+            .where(consent.c.id == row.id)
+            .values(status="EXPIRED", version=row.version + 1, updated_at=now)
+        )
+        await append_event(conn, row, "expired", "hub", [], now)
+        await revoke_tokens(conn, now, consent_id=row.id)
+        await outbox.record(
+            conn,
+            "consent.expired",
+            now=now,
+            member_id=row.member_id,
+            partner_id=row.partner_id,
+            payload={"consentId": row.public_id},
+        )
+    return len(rows)

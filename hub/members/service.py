@@ -38,6 +38,7 @@ class MemberView:
     birthday: date | None
     member_since: datetime
     permissions: frozenset[str]
+    consent_pk: int
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ _VISIBLE = (
         member.c.birthday,
         member_link.c.created_at.label("member_since"),
         consent.c.permissions,
+        consent.c.id.label("consent_pk"),
     )
     .select_from(member_link)
     .join(member, member.c.id == member_link.c.member_id)
@@ -93,6 +95,7 @@ def _view(row: object) -> MemberView:
         birthday=row.birthday,  # type: ignore[attr-defined]
         member_since=row.member_since,  # type: ignore[attr-defined]
         permissions=frozenset(row.permissions),  # type: ignore[attr-defined]
+        consent_pk=row.consent_pk,  # type: ignore[attr-defined]
     )
 
 
@@ -237,3 +240,36 @@ async def by_member_id(conn: AsyncConnection, partner_id: int, member_id: int, n
     params = {"partner_id": partner_id, "now": now, "member_id": member_id}
     row = (await conn.execute(_BY_MEMBER_ID, params)).one_or_none()
     return None if row is None else _view(row)
+
+
+async def link_for_consent(conn: AsyncConnection, partner_id: int, member_id: int, now: datetime) -> str:
+    """The member's pairwise id at the partner, linking them first if the member has never dealt with it
+    (a member who authorises a partner's app becomes known to that partner, by a pairwise id only)."""
+    pairwise_id = await conn.scalar(
+        select(member_link.c.pairwise_id).where(
+            member_link.c.partner_id == partner_id, member_link.c.member_id == member_id
+        )
+    )
+    if pairwise_id is not None:
+        return str(pairwise_id)
+    pairwise_id = new_id("mbr", 16)
+    await conn.execute(
+        insert(member_link).values(
+            member_id=member_id, partner_id=partner_id, pairwise_id=pairwise_id, external_id=None, created_at=now
+        )
+    )
+    return pairwise_id
+
+
+async def linked_member_id(conn: AsyncConnection, partner_id: int, pairwise_id: str) -> int | None:
+    """The member behind the partner's pairwise id, consent or not (to ask a member for consent, not to read)."""
+    found = await conn.scalar(
+        select(member_link.c.member_id)
+        .join(member, member.c.id == member_link.c.member_id)
+        .where(
+            member_link.c.partner_id == partner_id,
+            member_link.c.pairwise_id == pairwise_id,
+            member.c.status == "active",
+        )
+    )
+    return None if found is None else int(found)

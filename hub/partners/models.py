@@ -33,6 +33,8 @@ oauth_client = Table(
     Column("auth_method", String(30), nullable=False),
     # Public keys for private_key_jwt client authentication (a JWK Set document).
     Column("jwks", Json, nullable=True),
+    # Exact-match redirect URIs for the authorization code grant; a client without any cannot use it.
+    Column("redirect_uris", Json, nullable=True),
     Column("status", String(20), nullable=False, server_default="active"),
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint(f"auth_method IN {AUTH_METHODS!r}", name="auth_method"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -98,6 +99,7 @@ async def create_client(
     name: str | None = None,
     auth_method: str = "client_secret_basic",
     jwks: dict[str, Any] | None = None,
+    redirect_uris: list[str] | None = None,
 ) -> NewClient:
     owner = await get_partner(conn, partner_public_id)
     if owner is None:
@@ -112,6 +114,7 @@ async def create_client(
         raise DomainError("INVALID_INPUT", f"auth method must be one of {', '.join(AUTH_METHODS)}", "authMethod")
     if auth_method == "private_key_jwt":
         jwks = _public_key_set(jwks)
+    uris = [_redirect_uri(uri) for uri in redirect_uris or []]
 
     client_id = new_id("hub_ci", 12)
     client_pk = await conn.scalar(
@@ -123,6 +126,7 @@ async def create_client(
             allowed_scopes=scope_catalogue.format_scopes(scopes),
             auth_method=auth_method,
             jwks=jwks if auth_method == "private_key_jwt" else None,
+            redirect_uris=uris or None,
             status="active",
             created_at=now,
         )
@@ -143,6 +147,18 @@ async def create_client(
         auth_method=auth_method,
         client_secret=secret,
     )
+
+
+def _redirect_uri(uri: str) -> str:
+    """A redirect URI the hub will send authorization codes to: absolute, https (or loopback http), no fragment,
+    no user info (RFC 6749 §3.1.2, RFC 9700 §4.1). It is matched exactly, character for character."""
+    parts = urlsplit(uri)
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not (parts.scheme == "https" or loopback) or not parts.hostname:
+        raise DomainError("INVALID_INPUT", f"redirect URI must be https (or http on loopback): {uri!r}", "redirectUris")
+    if parts.fragment or "#" in uri or parts.username is not None or parts.password is not None:
+        raise DomainError("INVALID_INPUT", f"redirect URI may carry no fragment or user info: {uri!r}", "redirectUris")
+    return uri
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from hub.config import Settings
+from hub.consent.access_log import Access
 from hub.schema.errors import ErrorCodes
 from hub.schema.members import MemberMutations, MemberQueries
 from hub.schema.points import PointsMutations, PointsQueries
@@ -32,6 +33,21 @@ class Query(ViewerQueries, MemberQueries, PointsQueries):
 @strawberry.type
 class Mutation(MemberMutations, PointsMutations):
     pass
+
+
+class AccessLogging(SchemaExtension):
+    """Writes the access log for the member data a request read, before its response can leave the hub."""
+
+    async def on_execute(self):
+        yield
+        ctx = self.execution_context.context
+        if not ctx.accessed or ctx.principal is None:
+            return
+        accesses = [
+            Access(member_id, ctx.principal.partner.id, consent_pk, frozenset(permissions), ctx.now)
+            for (member_id, consent_pk), permissions in ctx.accessed.items()
+        ]
+        await ctx.hub.access_log.record(accesses)
 
 
 def _is_internal(error: GraphQLError) -> bool:
@@ -52,6 +68,7 @@ def build_schema(settings: Settings) -> strawberry.federation.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        AccessLogging,
     ]
     if not settings.development:
         extensions.append(lambda: MaskErrors(should_mask_error=_is_internal))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from strawberry.types import Info as _Info
@@ -14,6 +14,11 @@ class Context:
     hub: Hub
     principal: Principal | None
     now: datetime  # one instant per request: every check in it sees the same time
+    # Member data this request read, by (member, consent) → permissions used; logged before the response leaves.
+    accessed: dict[tuple[int, int], set[str]] = field(default_factory=dict)
+
+    def record_access(self, member_id: int, consent_pk: int, permission: str) -> None:
+        self.accessed.setdefault((member_id, consent_pk), set()).add(permission)
 
     @property
     def partner_id(self) -> int:

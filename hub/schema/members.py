@@ -10,12 +10,14 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 
 from hub import cursors
+from hub.consent import service as consent_service
+from hub.consent.models import CONSENT_STATUSES
 from hub.consent.service import CHANNELS, Evidence
 from hub.errors import DomainError
 from hub.members import service
 from hub.members.service import MemberView
 from hub.schema.context import Info
-from hub.schema.permissions import consented, scoped
+from hub.schema.permissions import consented, member_token, needs_scope, scoped
 from hub.schema.points import MemberPoints, PointsTransactionConnection, member_points, member_points_history
 
 
@@ -58,6 +60,7 @@ class Member:
     member_since: dt.datetime = strawberry.field(description="When this member was linked to you")
     member_id: strawberry.Private[int]
     consented_permissions: strawberry.Private[frozenset[str]]
+    consent_pk: strawberry.Private[int]
     profile_name: strawberry.Private[str | None]
     profile_birthday: strawberry.Private[dt.date | None]
 
@@ -79,6 +82,16 @@ class Member:
     ) -> PointsTransactionConnection | None:
         return await member_points_history(info, self.member_id, first, after)
 
+    @strawberry.field(
+        extensions=needs_scope("consent:read"),
+        description="Your consent with this member.",
+    )
+    async def consents(self, info: Info) -> list[Consent]:
+        ctx = info.context
+        async with ctx.hub.db.read() as conn:
+            views = await consent_service.of_member(conn, self.member_id, ctx.now, partner_id=ctx.partner_id)
+        return [Consent.of(v) for v in views]
+
     @classmethod
     def of(cls, view: MemberView) -> Member:
         return cls(
@@ -87,6 +100,7 @@ class Member:
             member_since=view.member_since,
             member_id=view.member_id,
             consented_permissions=view.permissions,
+            consent_pk=view.consent_pk,
             profile_name=view.name,
             profile_birthday=view.birthday,
         )
@@ -95,7 +109,7 @@ class Member:
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member | None:
         # Federation entities are a path to member data like any other: same scope, same consent rule.
         principal = info.context.principal
-        if principal is None or not principal.has("member:read"):
+        if principal is None or principal.member_id is not None or not principal.has("member:read"):
             return None
         return await _by_pairwise_id(info, str(id))
 
@@ -105,6 +119,80 @@ async def _by_pairwise_id(info: Info, pairwise_id: str) -> Member | None:
     async with ctx.hub.db.read() as conn:
         view = await service.by_pairwise_id(conn, ctx.partner_id, pairwise_id, ctx.now)
     return None if view is None else Member.of(view)
+
+
+@strawberry.enum(description="Where a consent stands")
+class ConsentStatus(Enum):
+    AWAITING_AUTHORISATION = "AWAITING_AUTHORISATION"
+    AUTHORISED = "AUTHORISED"
+    REJECTED = "REJECTED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+
+
+assert {c.value for c in ConsentStatus} == set(CONSENT_STATUSES)
+
+
+@strawberry.type
+class Consent:
+    id: strawberry.ID
+    status: ConsentStatus
+    permissions: list[str]
+    purposes: list[str]
+    expires_at: dt.datetime | None
+    version: int
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, view: consent_service.ConsentView) -> Consent:
+        return cls(
+            id=strawberry.ID(view.public_id),
+            status=ConsentStatus(view.status),
+            permissions=view.permissions,
+            purposes=view.purposes,
+            expires_at=view.expires_at,
+            version=view.version,
+            updated_at=view.updated_at,
+        )
+
+
+@strawberry.type
+class ConsentRequest:
+    id: strawberry.ID
+    status: ConsentStatus
+    permissions: list[str]
+    purposes: list[str]
+    expires_at: dt.datetime | None
+
+
+@strawberry.enum
+class ConsentErrorCode(Enum):
+    INVALID_INPUT = "INVALID_INPUT"
+    MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
+    EXPIRY_REQUIRED = "EXPIRY_REQUIRED"
+
+
+@strawberry.type
+class ConsentError:
+    field: str | None
+    message: str
+    code: ConsentErrorCode
+
+
+@strawberry.input
+class RequestConsentInput:
+    member_id: strawberry.ID
+    permissions: list[str]
+    purposes: list[str] = strawberry.field(description="What the data is for, shown to the member")
+    expires_at: dt.datetime | None = strawberry.field(
+        default=None, description="When the consent ends; required for health-related permissions"
+    )
+
+
+@strawberry.type
+class RequestConsentPayload:
+    consent_request: ConsentRequest | None
+    errors: list[ConsentError]
 
 
 @strawberry.type
@@ -152,6 +240,16 @@ class EnrollMemberPayload:
 
 @strawberry.type
 class MemberQueries:
+    @strawberry.field(
+        extensions=member_token(), description="The member who granted this token (member-delegated tokens only)."
+    )
+    async def me(self, info: Info) -> Member | None:
+        ctx = info.context
+        assert ctx.principal is not None and ctx.principal.member_id is not None
+        async with ctx.hub.db.read() as conn:
+            view = await service.by_member_id(conn, ctx.partner_id, ctx.principal.member_id, ctx.now)
+        return None if view is None else Member.of(view)
+
     @strawberry.field(extensions=scoped("member:read"), description="A member by your pairwise id.")
     async def member(self, info: Info, id: strawberry.ID) -> Member | None:
         return await _by_pairwise_id(info, str(id))
@@ -189,6 +287,42 @@ class MemberQueries:
 
 @strawberry.type
 class MemberMutations:
+    @strawberry.mutation(
+        extensions=scoped("consent:request"), description="Ask a member for consent; they decide in the portal."
+    )
+    async def request_consent(self, info: Info, input: RequestConsentInput) -> RequestConsentPayload:
+        ctx = info.context
+        assert ctx.principal is not None
+        try:
+            permissions = consent_service.validate_permissions(input.permissions, "permissions")
+            async with ctx.hub.db.write() as conn:
+                member_id = await service.linked_member_id(conn, ctx.partner_id, str(input.member_id))
+                if member_id is None:
+                    raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
+                view = await consent_service.request(
+                    conn,
+                    partner_id=ctx.partner_id,
+                    member_id=member_id,
+                    permissions=permissions,
+                    purposes=input.purposes,
+                    expires_at=input.expires_at,
+                    now=ctx.now,
+                    actor=f"partner:{ctx.principal.partner.public_id}",
+                )
+        except DomainError as error:
+            return RequestConsentPayload(
+                consent_request=None,
+                errors=[ConsentError(field=error.field, message=error.message, code=ConsentErrorCode[error.code])],
+            )
+        request = ConsentRequest(
+            id=strawberry.ID(view.public_id),
+            status=ConsentStatus(view.status),
+            permissions=view.permissions,
+            purposes=view.purposes,
+            expires_at=view.expires_at,
+        )
+        return RequestConsentPayload(consent_request=request, errors=[])
+
     @strawberry.mutation(extensions=scoped("member:enroll"), description="Enrol a member with their consent.")
     async def enroll_member(self, info: Info, input: EnrollMemberInput) -> EnrollMemberPayload:
         ctx = info.context

@@ -22,6 +22,27 @@ class Authenticated(BasePermission):
         return info.context.principal is not None
 
 
+class PartnerToken(BasePermission):
+    """Partner-wide fields need the partner's own (client credentials) token; a token an app holds for one
+    member reaches that member only, through `me`."""
+
+    message = "a member-delegated token reaches only `me`; this field needs a client credentials token"
+    error_extensions = {"code": "PARTNER_TOKEN_REQUIRED"}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.member_id is None
+
+
+class MemberToken(BasePermission):
+    message = "`me` needs a token a member granted through the authorization code flow"
+    error_extensions = {"code": "MEMBER_TOKEN_REQUIRED"}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.member_id is not None
+
+
 class RequireScope(BasePermission):
     error_extensions = {"code": "INSUFFICIENT_SCOPE"}  # noqa: RUF012
 
@@ -45,9 +66,12 @@ class ConsentPermits(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         principal = info.context.principal
-        return (
+        allowed = (
             principal is not None and principal.has(self.permission) and self.permission in source.consented_permissions
         )
+        if allowed:  # every read of member data is logged for the member to see
+            info.context.record_access(source.member_id, source.consent_pk, self.permission)
+        return allowed
 
 
 def authenticated() -> list[FieldExtension]:
@@ -55,8 +79,19 @@ def authenticated() -> list[FieldExtension]:
 
 
 def scoped(scope: str) -> list[FieldExtension]:
-    return [PermissionExtension(permissions=[Authenticated(), RequireScope(scope)], use_directives=False)]
+    return [
+        PermissionExtension(permissions=[Authenticated(), PartnerToken(), RequireScope(scope)], use_directives=False)
+    ]
+
+
+def member_token() -> list[FieldExtension]:
+    return [PermissionExtension(permissions=[Authenticated(), MemberToken()], use_directives=False)]
 
 
 def consented(permission: str) -> list[FieldExtension]:
     return [PermissionExtension(permissions=[ConsentPermits(permission)], use_directives=False)]
+
+
+def needs_scope(scope: str) -> list[FieldExtension]:
+    """A nested field about the caller's own relationship with the member (not member data): scope only."""
+    return [PermissionExtension(permissions=[RequireScope(scope)], use_directives=False)]

@@ -1,0 +1,91 @@
+"""The access log: every read of member data by a partner, written before the data leaves the hub.
+
+Writing one row per request in its own transaction would double the cost of a read. Instead requests hand their
+rows to a group-commit writer: while one INSERT is in flight, the rows of every request that arrives meanwhile
+wait and go together in the next. Each request still waits until its rows are committed, so a response with
+member data is never sent without its log entry (and if the log cannot be written, the data is not sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.consent.models import access_log, consent
+from hub.db import Database
+from hub.partners.models import partner
+
+
+@dataclass(frozen=True)
+class Access:
+    member_id: int
+    partner_id: int
+    consent_id: int
+    categories: frozenset[str]
+    occurred_at: datetime
+
+
+class AccessLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._waiting: list[tuple[list[Access], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, accesses: list[Access]) -> None:
+        """Return once the rows are committed; raise if they could not be."""
+        if not accesses:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((accesses, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        await done
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            rows = [
+                {
+                    "member_id": a.member_id,
+                    "partner_id": a.partner_id,
+                    "consent_id": a.consent_id,
+                    "categories": " ".join(sorted(a.categories)),
+                    "occurred_at": a.occurred_at,
+                }
+                for accesses, _ in batch
+                for a in accesses
+            ]
+            try:
+                async with self.db.write() as conn:
+                    await conn.execute(insert(access_log), rows)
+            except Exception as exc:  # every waiting request learns of the failure
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for _, done in batch:
+                done.set_result(None)
+
+
+@dataclass(frozen=True)
+class LoggedAccess:
+    partner_name: str
+    categories: list[str]
+    consent_public_id: str
+    occurred_at: datetime
+
+
+async def for_member(conn: AsyncConnection, member_id: int, *, limit: int = 200) -> list[LoggedAccess]:
+    """The member's own view: who read what, when, under which consent (newest first)."""
+    rows = await conn.execute(
+        select(partner.c.name, access_log.c.categories, consent.c.public_id, access_log.c.occurred_at)
+        .join(partner, partner.c.id == access_log.c.partner_id)
+        .join(consent, consent.c.id == access_log.c.consent_id)
+        .where(access_log.c.member_id == member_id)
+        .order_by(access_log.c.id.desc())
+        .limit(limit)
+    )
+    return [LoggedAccess(r.name, r.categories.split(), r.public_id, r.occurred_at) for r in rows]

@@ -1,0 +1,116 @@
+"""Page labels in Chinese and English. The member picks with ?lang=; the choice is kept in a cookie."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hub.auth.scopes import PARTNER_SCOPES
+
+LANGUAGES = ("zh", "en")
+
+LABELS: dict[str, dict[str, str]] = {
+    "title": {"zh": "会员中心", "en": "Member portal"},
+    "sign_in": {"zh": "登录", "en": "Sign in"},
+    "sign_out": {"zh": "退出", "en": "Sign out"},
+    "phone": {"zh": "手机号", "en": "Phone number"},
+    "send_code": {"zh": "发送验证码", "en": "Send code"},
+    "code": {"zh": "验证码", "en": "One-time code"},
+    "code_sent": {
+        "zh": "如果该号码是会员，验证码已发送。",
+        "en": "If this number belongs to a member, a code is on its way.",
+    },
+    "invalid_code": {"zh": "验证码错误或已过期。", "en": "The code is wrong or has expired."},
+    "rate_limited": {"zh": "请求过于频繁，请15分钟后再试。", "en": "Too many attempts; try again in 15 minutes."},
+    "invalid_phone": {"zh": "手机号无效。", "en": "That is not a valid phone number."},
+    "home": {"zh": "首页", "en": "Home"},
+    "points": {"zh": "积分", "en": "Points"},
+    "available": {"zh": "可用", "en": "Available"},
+    "pending": {"zh": "待生效", "en": "Pending"},
+    "held": {"zh": "冻结", "en": "Held"},
+    "lifetime": {"zh": "累计获得", "en": "Earned in total"},
+    "partners": {"zh": "合作方与授权", "en": "Partners and consents"},
+    "partner": {"zh": "合作方", "en": "Partner"},
+    "status": {"zh": "状态", "en": "Status"},
+    "permissions": {"zh": "授权内容", "en": "Permissions"},
+    "purposes": {"zh": "用途", "en": "Purposes"},
+    "expires": {"zh": "到期", "en": "Expires"},
+    "never": {"zh": "不过期", "en": "never"},
+    "revoke": {"zh": "撤回授权", "en": "Revoke"},
+    "narrow": {"zh": "只保留勾选项", "en": "Keep only the ticked"},
+    "requests": {"zh": "待处理的授权请求", "en": "Consent requests"},
+    "no_requests": {"zh": "没有待处理的请求。", "en": "No requests waiting."},
+    "approve": {"zh": "同意", "en": "Approve"},
+    "reject": {"zh": "拒绝", "en": "Reject"},
+    "access_log": {"zh": "访问记录", "en": "Access log"},
+    "access_log_intro": {
+        "zh": "谁在什么时候、依据哪项授权读取了您的哪些数据。",
+        "en": "Who read what, when, under which consent.",
+    },
+    "when": {"zh": "时间", "en": "When"},
+    "consent": {"zh": "授权编号", "en": "Consent"},
+    "data": {"zh": "数据", "en": "Data"},
+    "no_access": {"zh": "还没有访问记录。", "en": "No one has read your data yet."},
+    "export": {"zh": "导出我的数据", "en": "Export my data"},
+    "export_intro": {
+        "zh": "下载您在本平台的全部数据（JSON 格式）。",
+        "en": "Download everything the hub holds about you as one JSON file.",
+    },
+    "erase": {"zh": "注销账户", "en": "Erase my account"},
+    "erase_intro": {
+        "zh": "删除您的姓名、手机号和生日，撤回所有授权，合作方将无法再访问您的数据。"
+        "积分流水金额保留用于结算。此操作不可撤销。",
+        "en": "Removes your name, phone and birthday, withdraws every consent and cuts off every partner. Points "
+        "amounts stay for settlement between partners. This cannot be undone.",
+    },
+    "erase_confirm": {"zh": "我确认注销", "en": "I understand, erase my account"},
+    "erased": {"zh": "您的账户已注销。", "en": "Your account has been erased."},
+    "authorize_title": {"zh": "授权请求", "en": "Authorisation request"},
+    "authorize_intro": {
+        "zh": "以下应用请求代表您访问数据。取消勾选您不愿分享的内容。",
+        "en": "This app asks to act for you. Untick anything you do not want to share.",
+    },
+    "allow": {"zh": "允许", "en": "Allow"},
+    "deny": {"zh": "拒绝", "en": "Deny"},
+    "error": {"zh": "出错了", "en": "Something went wrong"},
+    "saved": {"zh": "已保存。", "en": "Saved."},
+    "AUTHORISED": {"zh": "已授权", "en": "Authorised"},
+    "REVOKED": {"zh": "已撤回", "en": "Revoked"},
+    "EXPIRED": {"zh": "已过期", "en": "Expired"},
+    "REJECTED": {"zh": "已拒绝", "en": "Rejected"},
+    "AWAITING_AUTHORISATION": {"zh": "待授权", "en": "Awaiting your decision"},
+}
+
+PERMISSIONS_ZH: dict[str, str] = {
+    "member:read": "读取会员资料（姓名、生日）",
+    "member:enroll": "登记会员",
+    "points:read": "查看积分余额与明细",
+    "points:earn": "发放积分",
+    "points:grant": "发放健康奖励积分",
+    "points:redeem": "冻结与使用积分",
+    "points:reverse": "冲正积分",
+    "purchases:write": "记录购买与退货",
+    "purchases:read": "读取购买汇总（健康相关）",
+    "activity:write": "记录健康活动（健康相关）",
+    "consent:read": "查看授权",
+    "consent:request": "发起授权请求",
+    "analytics:read": "读取统计分析",
+    "settlement:read": "读取结算单",
+    "webhooks:manage": "管理回调",
+}
+
+
+def pick(lang: str | None) -> str:
+    return lang if lang in LANGUAGES else "zh"
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    def t(key: str) -> str:
+        return LABELS.get(key, {}).get(lang, key)
+
+    return t
+
+
+def permission_label(permission: str, lang: str) -> str:
+    if lang == "zh":
+        return PERMISSIONS_ZH.get(permission, permission)
+    return PARTNER_SCOPES.get(permission, permission)
