@@ -257,19 +257,23 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run each job once and exit")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between rounds")] = 30.0,
 ) -> None:
-    """Run the periodic jobs: mature pending points, expire lots and holds, forget expired tokens.
+    """Run the periodic jobs: mature pending points, expire lots, holds and consents, forget expired tokens.
 
     Safe to run as several processes: they share the work through row locks (FOR UPDATE SKIP LOCKED)."""
     from hub.auth.housekeeping import purge_expired
+    from hub.consent.service import expire_due
     from hub.points import jobs
 
     async def work(hub: Hub) -> None:
         while True:
             report = await jobs.run_once(hub.db, hub.clock.now())
+            async with hub.db.write() as conn:
+                consents = await expire_due(conn, hub.clock.now())
             purged = await purge_expired(hub.db, datetime.now(UTC))
             console.print(
                 f"matured {report.matured_points} points, expired {report.expired_points} points, "
-                f"expired {report.expired_holds} holds, forgot {purged} expired token records",
+                f"expired {report.expired_holds} holds, expired {consents} consents, "
+                f"forgot {purged} expired records",
                 highlight=False,
             )
             if once:

@@ -6,11 +6,15 @@ a fresh database on that server for the run (and drops it afterwards), so `.ci/r
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +70,51 @@ def fresh_database_url(tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
 
 
+class SmsGateway:
+    """A real HTTP server on 127.0.0.1 standing in for the operator's SMS gateway: it keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, str]] = []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                gateway.messages.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sms"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def last_code(self, phone: str) -> str:
+        for message in reversed(self.messages):
+            if message["to"] == phone:
+                found = re.search(r"\b(\d{6})\b", message["text"])
+                assert found, message
+                return found.group(1)
+        raise AssertionError(f"no SMS was sent to {phone}")
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(database_url=database_url, issuer=ISSUER, keys_dir=tmp_path_factory.mktemp("keys"))
+def sms_gateway() -> Iterator[SmsGateway]:
+    gateway = SmsGateway()
+    yield gateway
+    gateway.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory, sms_gateway: SmsGateway) -> Settings:
+    return Settings(
+        database_url=database_url,
+        issuer=ISSUER,
+        keys_dir=tmp_path_factory.mktemp("keys"),
+        sms_gateway_url=sms_gateway.url,
+    )
 
 
 @pytest.fixture(scope="session")
