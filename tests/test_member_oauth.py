@@ -319,7 +319,8 @@ async def test_member_token_reaches_only_me_and_partner_token_not_me(
         await gql(
             http,
             token["access_token"],
-            'query { _entities(representations: [{__typename: "Member", id: "%s"}]) { ... on Member { id } } }' % sub,
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }",
+            {"r": [{"__typename": "Member", "id": sub}]},
         )
     ).json()
     assert entities["data"]["_entities"] == [None]
