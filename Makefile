@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/hub serve --demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub tests bench migrations

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -206,7 +207,11 @@ def make_partner(hub: Hub, http: httpx.AsyncClient) -> Any:
 
 def pytest_report_header(config: pytest.Config) -> str:
     url = os.environ.get("HUB_DATABASE_URL", "")
-    return f"hub database: {'PostgreSQL (fresh database per run)' if url.startswith('postgresql') else 'SQLite file'}"
+    chromium = shutil.which("chromium")
+    return (
+        f"hub database: {'PostgreSQL (fresh database per run)' if url.startswith('postgresql') else 'SQLite file'}; "
+        f"browser tests: {f'Chromium at {chromium}' if chromium else 'SKIPPED, no chromium on PATH'}"
+    )
 
 
 ENROLL = """

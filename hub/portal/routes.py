@@ -95,6 +95,12 @@ def _page(
         "t": translator(lang),
         "label": lambda permission: permission_label(permission, lang),
         "signed_in": session is not None,
+        # Language links keep the page's own parameters (the consent screen's OAuth request among them).
+        "lang_links": {
+            code: "?"
+            + urlencode([*((k, v) for k, v in request.query_params.multi_items() if k != "lang"), ("lang", code)])
+            for code in ("zh", "en")
+        },
         "csrf_token": session.csrf_token if session else csrf_token,
         "notice": request.query_params.get("notice") and translator(lang)(request.query_params["notice"]),
         "error": None,

@@ -1,0 +1,270 @@
+"""The portal in a real browser: Debian's Chromium driven by Playwright against a hub process on 127.0.0.1.
+
+Skipped, saying so, where no Chromium is installed; `.ci/run` installs it and sets HUB_REQUIRE_BROWSER=1, which
+turns the skip into a failure. Screenshots go to $HUB_SCREENSHOTS (docs/screenshots when refreshing the docs).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+
+from hub.partners import service as partners
+from hub.state import Hub
+from tests.conftest import ROOT, SmsGateway
+from tests.points_helpers import EARN
+from tests.portal_helpers import enrolled_member
+from tests.test_live_server import _free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = os.environ.get("HUB_REQUIRE_BROWSER") == "1"
+_missing = not Path(CHROMIUM).exists()
+if _missing and REQUIRED:
+    raise RuntimeError(f"HUB_REQUIRE_BROWSER=1 but no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    _missing, reason=f"browser tests skipped: no Chromium at {CHROMIUM} (Debian package 'chromium')"
+)
+
+MEMBER = "query($id: ID!) { member(id: $id) { name } }"
+
+
+@pytest.fixture(scope="module")
+def live(database_url: str, sms_gateway: SmsGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_KEYS_DIR": str(tmp_path_factory.mktemp("live-keys")),
+        "HUB_ISSUER": base,
+        "HUB_SMS_GATEWAY_URL": sms_gateway.url,
+    }
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("hub did not start")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def callback() -> Iterator[str]:
+    """The partner app's redirect URI: a real local server that just says thanks."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<p>app received the answer</p>")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    import threading
+
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/callback"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get("HUB_SCREENSHOTS")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        context = await chromium.new_context(locale="en-GB", viewport={"width": 1000, "height": 800})
+        yield await context.new_page()
+        await chromium.close()
+
+
+async def sign_in(page: Any, base: str, phone: str, gateway: SmsGateway, shots: Path | None = None) -> None:
+    if not page.url.startswith(f"{base}/portal/login"):
+        await page.goto(f"{base}/portal/login?lang=en")
+    await page.fill("input[name=phone]", phone)
+    await page.click("button[value=send]")
+    await page.wait_for_selector("input[name=code]")
+    if shots:
+        await page.screenshot(path=str(shots / "01-sign-in.png"), full_page=True)
+    await page.fill("input[name=code]", gateway.last_code(phone))
+    await page.click("form[action='/portal/login'] button")
+    await page.wait_for_load_state()
+
+
+async def test_member_journey_in_the_browser(
+    live: str, page: Any, make_partner: Any, sms_gateway: SmsGateway, shots: Path, hub: Hub
+) -> None:
+    pharmacy = await make_partner()
+    phone, member_id = await enrolled_member(pharmacy, ["member:read", "points:read", "points:earn", "consent:read"])
+    earned = await pharmacy.gql(
+        EARN, {"input": {"memberId": member_id, "points": 1280, "reason": "purchase", "idempotencyKey": "b-1"}}
+    )
+    assert earned["data"]["earnPoints"]["errors"] == []
+
+    await page.goto(f"{live}/portal/login?lang=en")
+    await sign_in(page, live, phone, sms_gateway, shots)
+    assert await page.text_content("[data-testid=available]") == "1280"
+    await page.screenshot(path=str(shots / "02-home.png"), full_page=True)
+    await page.click("text=中文")
+    assert await page.text_content("h1") == "积分"
+    await page.screenshot(path=str(shots / "02-home-zh.png"), full_page=True)
+    await page.click("text=English")
+
+    expires = (hub.clock.now() + timedelta(days=365)).isoformat()
+    asked = await pharmacy.gql(
+        "mutation($input: RequestConsentInput!) { requestConsent(input: $input) { consentRequest { id } errors { code } } }",
+        {
+            "input": {
+                "memberId": member_id,
+                "permissions": ["purchases:read"],
+                "purposes": ["Medication reminders"],
+                "expiresAt": expires,
+            }
+        },
+    )
+    request_id = asked["data"]["requestConsent"]["consentRequest"]["id"]
+    await page.goto(f"{live}/portal/consents")
+    await page.screenshot(path=str(shots / "03-consents-and-requests.png"), full_page=True)
+    await page.click(f"[data-request='{request_id}'] button[value=approve]")
+    assert "Saved" in await page.text_content("[role=status]")
+
+    assert (await pharmacy.gql(MEMBER, {"id": member_id}))["data"]["member"]["name"] == "王芳"
+    await page.goto(f"{live}/portal/access-log")
+    log = await page.text_content("table")
+    assert pharmacy.partner_id and "Read member profiles" in (log or "")
+    await page.screenshot(path=str(shots / "04-access-log.png"), full_page=True)
+
+    await page.goto(f"{live}/portal/privacy")
+    await page.screenshot(path=str(shots / "05-export-and-erase.png"), full_page=True)
+    async with page.expect_download() as download_info:
+        await page.click("form[action='/portal/export'] button")
+    download = await download_info.value
+    exported = json.loads(Path(await download.path()).read_text())
+    assert exported["profile"]["phone"] == phone and exported["points"]["available"] == 1280
+
+    await page.goto(f"{live}/portal/consents")
+    consent_box = page.locator(".consent", has_text="AUTHORISED").first
+    await page.locator(".consent").first.locator("button.danger").click()
+    assert "Saved" in await page.text_content("[role=status]")
+    assert consent_box is not None
+    # Revoking in the portal: the partner's very next request no longer sees the member.
+    assert (await pharmacy.gql(MEMBER, {"id": member_id}))["data"]["member"] is None
+    await page.screenshot(path=str(shots / "06-after-revoking.png"), full_page=True)
+
+
+async def test_partner_app_authorisation_in_the_browser(
+    live: str, page: Any, callback: str, make_partner: Any, sms_gateway: SmsGateway, shots: Path, hub: Hub
+) -> None:
+    phone, _ = await enrolled_member(await make_partner())
+    async with hub.db.write() as conn:
+        gym = await partners.create_partner(conn, name=f"Gym {secrets.token_hex(3)}", kind="gym", now=hub.clock.now())
+        app_client = await partners.create_client(
+            conn,
+            partner_public_id=gym.public_id,
+            scopes=frozenset({"member:read", "points:read"}),
+            redirect_uris=[callback],
+            name="Gym app",
+            now=hub.clock.now(),
+        )
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": app_client.client_id,
+            "redirect_uri": callback,
+            "scope": "member:read points:read",
+            "state": "s1",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "lang": "en",
+        }
+    )
+    await page.goto(f"{live}/oauth/authorize?{query}")
+    await sign_in(page, live, phone, sms_gateway)  # the sign-in page sends the member back to the consent screen
+    await page.wait_for_selector("input[value='points:read']")
+    await page.screenshot(path=str(shots / "07-consent-screen.png"), full_page=True)
+    await page.uncheck("input[value='points:read']")
+    await page.click("button[value=allow]")
+    await page.wait_for_url(f"{callback}?*")
+    answer = parse_qs(urlsplit(page.url).query)
+    assert answer["state"] == ["s1"]
+    async with httpx.AsyncClient() as client:
+        token = await client.post(
+            f"{live}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": answer["code"][0],
+                "redirect_uri": callback,
+                "code_verifier": verifier,
+            },
+            auth=(app_client.client_id, app_client.client_secret or ""),
+        )
+        assert token.status_code == 200, token.text
+        assert token.json()["scope"] == "member:read"
+        me = await client.post(
+            f"{live}/graphql",
+            json={"query": "{ me { name } }"},
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
+    assert me.json()["data"]["me"]["name"] == "王芳"
+
+
+async def test_erasing_in_the_browser(
+    live: str, page: Any, make_partner: Any, sms_gateway: SmsGateway, shots: Path
+) -> None:
+    pharmacy = await make_partner()
+    phone, member_id = await enrolled_member(pharmacy)
+    await page.goto(f"{live}/portal/login?lang=en")
+    await sign_in(page, live, phone, sms_gateway)
+    await page.goto(f"{live}/portal/privacy")
+    await page.check("input[name=confirm]")
+    await page.click("form[action='/portal/erase'] button")
+    assert "erased" in (await page.text_content("main") or "")
+    await page.screenshot(path=str(shots / "08-erased.png"), full_page=True)
+    assert (await pharmacy.gql(MEMBER, {"id": member_id}))["data"]["member"] is None
