@@ -6,6 +6,7 @@ turns the skip into a failure. Screenshots go to $HUB_SCREENSHOTS (docs/screensh
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -14,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -93,8 +95,6 @@ def callback() -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    import threading
-
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/callback"
     server.shutdown()
@@ -157,7 +157,8 @@ async def test_member_journey_in_the_browser(
 
     expires = (hub.clock.now() + timedelta(days=365)).isoformat()
     asked = await pharmacy.gql(
-        "mutation($input: RequestConsentInput!) { requestConsent(input: $input) { consentRequest { id } errors { code } } }",
+        "mutation($input: RequestConsentInput!) "
+        "{ requestConsent(input: $input) { consentRequest { id } errors { code } } }",
         {
             "input": {
                 "memberId": member_id,
@@ -176,7 +177,7 @@ async def test_member_journey_in_the_browser(
     assert (await pharmacy.gql(MEMBER, {"id": member_id}))["data"]["member"]["name"] == "王芳"
     await page.goto(f"{live}/portal/access-log")
     log = await page.text_content("table")
-    assert pharmacy.partner_id and "Read member profiles" in (log or "")
+    assert "Read member profiles" in (log or "")
     await page.screenshot(path=str(shots / "04-access-log.png"), full_page=True)
 
     await page.goto(f"{live}/portal/privacy")
@@ -184,14 +185,12 @@ async def test_member_journey_in_the_browser(
     async with page.expect_download() as download_info:
         await page.click("form[action='/portal/export'] button")
     download = await download_info.value
-    exported = json.loads(Path(await download.path()).read_text())
+    exported = json.loads(await asyncio.to_thread(Path(await download.path()).read_text))
     assert exported["profile"]["phone"] == phone and exported["points"]["available"] == 1280
 
     await page.goto(f"{live}/portal/consents")
-    consent_box = page.locator(".consent", has_text="AUTHORISED").first
     await page.locator(".consent").first.locator("button.danger").click()
     assert "Saved" in await page.text_content("[role=status]")
-    assert consent_box is not None
     # Revoking in the portal: the partner's very next request no longer sees the member.
     assert (await pharmacy.gql(MEMBER, {"id": member_id}))["data"]["member"] is None
     await page.screenshot(path=str(shots / "06-after-revoking.png"), full_page=True)
