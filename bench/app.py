@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -49,3 +51,49 @@ def create_bench_app() -> Starlette:
     app = create_app()
     app.router.routes.append(Route("/bench/raw-member", raw_member, methods=["GET"]))
     return app
+
+
+def create_unchecked_app() -> Starlette:
+    """The hub with consent checking and access logging taken out, for `bench.consent_overhead` ONLY.
+
+    The member lookup loses its consent join (every linked member is visible with every permission), the
+    per-field consent permission always passes, and the access-log extension does nothing. Never serve this.
+    """
+    from sqlalchemy import bindparam, literal, select
+
+    from hub import schema
+    from hub.consent.models import consent
+    from hub.members.models import member, member_link
+    from hub.schema import permissions
+
+    everything = sorted({"member:read", "points:read"})
+    unchecked = (
+        select(
+            member.c.id.label("member_id"),
+            member_link.c.pairwise_id,
+            member_link.c.external_id,
+            member.c.name,
+            member.c.birthday,
+            member_link.c.created_at.label("member_since"),
+            literal(everything, type_=consent.c.permissions.type).label("permissions"),
+            literal(0).label("consent_pk"),
+        )
+        .select_from(member_link)
+        .join(member, member.c.id == member_link.c.member_id)
+        .where(
+            member_link.c.partner_id == bindparam("partner_id"),
+            member.c.status == "active",
+            member_link.c.pairwise_id == bindparam("pairwise_id"),
+        )
+    )
+    parts = os.environ.get("HUB_BENCH_UNCHECKED", "consent log").split()
+    if "consent" in parts:
+        members._BY_PAIRWISE_ID = unchecked  # type: ignore[assignment]
+        permissions.ConsentPermits.has_permission = lambda self, source, info, **kwargs: True  # type: ignore[method-assign]
+
+    async def no_logging(self: object):  # type: ignore[no-untyped-def]
+        yield
+
+    if "log" in parts:
+        schema.AccessLogging.on_execute = no_logging  # type: ignore[method-assign]
+    return create_app()

@@ -91,7 +91,9 @@ def _prepare_sqlite(engine: Engine) -> None:
 def _engine_kwargs(url: str, pool_size: int) -> dict[str, Any]:
     if backend(url) == "sqlite":
         return {}
-    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": False}
+    # A fixed pool: beyond it requests queue for a connection. Overflow connections were opened and closed on
+    # every burst (measured: 7 % of a busy process's CPU in connecting and re-preparing statements).
+    return {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": 10, "pool_pre_ping": False}
 
 
 def create_sync_engine(url: str, *, pooled: bool = True) -> Engine:

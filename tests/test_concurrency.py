@@ -32,7 +32,7 @@ BALANCE, AMOUNT = 1000, 70  # ⌊1000/70⌋ = 14 may succeed
 @pytest.fixture
 async def crowd(fresh_database_url: str, settings: Settings) -> AsyncIterator[dict[str, Any]]:
     migrate.upgrade(fresh_database_url)
-    app = create_app(replace(settings, database_url=fresh_database_url, db_pool_size=CONNECTIONS // 2))
+    app = create_app(replace(settings, database_url=fresh_database_url, db_pool_size=CONNECTIONS))
     hub = app.state.hub
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:
         async with hub.db.write() as conn:
