@@ -364,6 +364,7 @@ def _print_demo_clients(clients: list[Any], as_json: bool) -> None:
                 "client_id": c.client_id,
                 "client_secret": c.client_secret,
                 "scopes": c.scopes,
+                **({"redirect_uri": c.redirect_uri} if c.redirect_uri else {}),
             },
             f"{c.partner_name} ({c.kind})",
         )
@@ -461,6 +462,11 @@ def _prepare_demo(settings: Settings) -> None:
         console.print(
             "get a token:  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials "
             f"{settings.issuer}/oauth/token",
+            soft_wrap=True,
+        )
+        console.print(
+            f"member portal: {settings.issuer}/portal  (demo member {demo.DEMO_MEMBER_PHONE}; in development the "
+            "one-time code is printed in this log)",
             soft_wrap=True,
         )
 

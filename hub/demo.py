@@ -11,12 +11,13 @@ import json
 import os
 import random
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.consent import service as consents
 from hub.consent.service import Evidence
 from hub.errors import DomainError
 from hub.members import service as members
@@ -78,6 +79,13 @@ DEMO_PARTNERS = [
 ]
 
 
+# The member to sign in as in the portal (the one-time code is printed in the server log in development), and
+# the redirect URI of the gym's demo app (authorization code flow; nothing needs to listen there: the code is in
+# the browser's address bar).
+DEMO_MEMBER_PHONE = "+8613800138000"
+DEMO_APP_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+
+
 @dataclass(frozen=True)
 class DemoClient:
     partner_id: str
@@ -86,6 +94,7 @@ class DemoClient:
     client_id: str
     client_secret: str
     scopes: str
+    redirect_uri: str = ""
 
 
 async def is_seeded(conn: AsyncConnection) -> bool:
@@ -105,7 +114,30 @@ async def seed(
         clients.append(DemoClient(p.public_id, p.name, kind, c.client_id, c.client_secret, scope))
         created.append(p)
 
+    gym = created[2]
+    app = await partners.create_client(
+        conn,
+        partner_public_id=gym.public_id,
+        scopes=frozenset({"member:read", "points:read"}),
+        redirect_uris=[DEMO_APP_REDIRECT_URI],
+        name="Leap Fitness app",
+        now=now,
+    )
+    assert app.client_secret is not None
+    clients.append(
+        DemoClient(
+            gym.public_id,
+            "Leap Fitness app",
+            "gym",
+            app.client_id,
+            app.client_secret,
+            "member:read points:read",
+            DEMO_APP_REDIRECT_URI,
+        )
+    )
+
     links: dict[str, list[str]] = {}  # partner public id -> pairwise ids of its members
+    await _demo_member(conn, created, links, now)
     for i in range(members_count):
         phone = f"+86138{rng.randrange(10**8):08d}"
         name = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
@@ -118,7 +150,7 @@ async def seed(
                 phone=phone,
                 name=name,
                 birthday=birthday,
-                permissions=["member:read", "points:read", "points:earn", "points:redeem", "purchases:read"],
+                permissions=["member:read", "points:read", "points:earn", "points:redeem"],
                 evidence=Evidence(policy_version="2026-01", channel="POS", actor=f"partner:{p.public_id}"),
             )
             try:
@@ -129,6 +161,42 @@ async def seed(
             links.setdefault(p.public_id, []).append(enrolled.member.pairwise_id)
     await _points_activity(conn, created, links, rng, now, policy)
     return clients
+
+
+async def _demo_member(
+    conn: AsyncConnection, created: list[Partner], links: dict[str, list[str]], now: datetime
+) -> None:
+    """The portal's demo member: enrolled at the pharmacy and the gym; the insurer asks to read purchases."""
+    pharmacy, insurer, gym = created
+    for p, external_id in ((pharmacy, "DEMO-PH-MEMBER"), (gym, "DEMO-GY-MEMBER"), (insurer, "DEMO-IN-MEMBER")):
+        permissions = (
+            ["member:read", "points:read", "points:earn", "points:redeem"] if p is not insurer else ["member:read"]
+        )
+        enrolled = await members.enrol(
+            conn,
+            p.id,
+            members.Enrolment(
+                external_id=external_id,
+                phone=DEMO_MEMBER_PHONE,
+                name="演示会员",
+                birthday=date(1985, now.month, 1),
+                permissions=permissions,
+                evidence=Evidence(policy_version="2026-01", channel="POS", actor=f"partner:{p.public_id}"),
+            ),
+            now=now,
+            default_region="CN",
+        )
+        links.setdefault(p.public_id, []).append(enrolled.member.pairwise_id)
+    await consents.request(
+        conn,
+        partner_id=insurer.id,
+        member_id=enrolled.member.member_id,
+        permissions=frozenset({"purchases:read"}),
+        purposes=["Premium discount for regular health checks"],
+        expires_at=now + timedelta(days=365),
+        now=now,
+        actor=f"partner:{insurer.public_id}",
+    )
 
 
 async def _points_activity(

@@ -90,7 +90,8 @@ def test_demo_seed_on_a_fresh_database(fresh_database_url: str, tmp_path: Path) 
     seeded = hub_cli(fresh_database_url, tmp_path, "demo", "seed", "--members", "60", "--json")
     assert seeded.returncode == 0, seeded.stderr
     clients = json.loads(seeded.stdout)["clients"]
-    assert sorted(c["kind"] for c in clients) == ["gym", "insurer", "pharmacy_chain"]
+    assert sorted(c["kind"] for c in clients) == ["gym", "gym", "insurer", "pharmacy_chain"]
+    assert [c["redirect_uri"] for c in clients if c["redirect_uri"]] == ["http://127.0.0.1:8765/callback"]
     assert all(c["client_secret"].startswith("hub_cs_") for c in clients)
     again = hub_cli(fresh_database_url, tmp_path, "demo", "seed")
     assert again.returncode == 1

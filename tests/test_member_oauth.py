@@ -331,3 +331,25 @@ async def test_member_token_reaches_only_me_and_partner_token_not_me(
 
     # A refresh token or an authorization code is not a bearer token.
     assert (await gql(http, token["refresh_token"], ME)).status_code == 401
+
+
+async def test_revoking_a_refresh_token_ends_the_grant(
+    hub: Hub, http: httpx.AsyncClient, signed_in: MemberBrowser
+) -> None:
+    partner, other = await partner_app(hub), await partner_app(hub)
+    token = await tokens_for(signed_in, http, partner)
+    # Another client cannot revoke it: refused (RFC 7009 §2.1), and nothing changes.
+    foreign = await http.post(
+        "/oauth/revoke", data={"token": token["refresh_token"]}, auth=(other.client_id, other.client_secret)
+    )
+    assert foreign.status_code == 400 and foreign.json()["error"] == "invalid_grant"
+    assert (await gql(http, token["access_token"], ME)).status_code == 200
+
+    revoked = await http.post(
+        "/oauth/revoke",
+        data={"token": token["refresh_token"], "token_type_hint": "refresh_token"},
+        auth=(partner.client_id, partner.client_secret),
+    )
+    assert revoked.status_code == 200
+    assert (await gql(http, token["access_token"], ME)).status_code == 401
+    assert (await refresh(http, partner, token["refresh_token"])).json()["error"] == "invalid_grant"

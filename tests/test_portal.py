@@ -15,7 +15,7 @@ from hub.consent.service import expire_due
 from hub.events.models import event
 from hub.members.models import member as member_table
 from hub.state import Hub
-from tests.conftest import SmsGateway, new_phone
+from tests.conftest import ENROLL, SmsGateway, enrolment, new_phone
 from tests.portal_helpers import browser, csrf_of, enrolled_member
 
 MEMBER = "query($id: ID!) { member(id: $id) { id name consents { id status permissions purposes expiresAt } } }"
@@ -238,3 +238,13 @@ async def test_sign_in_never_redirects_off_the_hub(app: Any, make_partner: Any, 
         },
     )
     assert response.headers["location"] == "/portal"
+
+
+async def test_health_permissions_need_an_expiry_at_enrolment_too(make_partner: Any) -> None:
+    pharmacy = await make_partner()
+    variables = enrolment("ext-health", new_phone())
+    variables["input"]["consent"]["permissions"] = ["member:read", "purchases:read"]
+    refused = await pharmacy.gql(ENROLL, variables)
+    assert refused["data"]["enrollMember"]["errors"][0]["code"] == "EXPIRY_REQUIRED"
+    variables["input"]["consent"]["expiresAt"] = "2099-01-01T00:00:00+00:00"
+    assert (await pharmacy.gql(ENROLL, variables))["data"]["enrollMember"]["errors"] == []

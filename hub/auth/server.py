@@ -586,14 +586,29 @@ class HubAuthorizationServer(AuthorizationServer):
 
 
 class RevocationEndpoint(_RevocationEndpoint):
-    CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
-    SUPPORTED_TOKEN_TYPES = ("access_token",)
+    """RFC 7009 for the hub's access tokens and refresh tokens. Revoking a refresh token ends its whole grant:
+    every access and refresh token the member's authorization produced (RFC 7009 §2.1)."""
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+    CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token")
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | StoredRefreshToken | None:
+        if token_string.startswith("hub_rt_"):
+            row = self.server.conn.execute(
+                select(refresh_token).where(refresh_token.c.token_hash == secret_hash(token_string))
+            ).one_or_none()
+            if row is None:
+                return None
+            return StoredRefreshToken(
+                row.token_hash, row.client_pk, row.member_id, row.consent_id, row.grant_id, row.scope
+            )
         return self.server.query_token(token_string)
 
-    def revoke_token(self, token: IssuedToken, request: OAuth2Request) -> None:
-        self.server.revoke(token)
+    def revoke_token(self, token: IssuedToken | StoredRefreshToken, request: OAuth2Request) -> None:
+        if isinstance(token, StoredRefreshToken):
+            self.server.revoke_grant(token.grant_id)
+        else:
+            self.server.revoke(token)
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):

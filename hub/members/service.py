@@ -49,6 +49,7 @@ class Enrolment:
     birthday: date | None
     permissions: list[str]
     evidence: consents.Evidence
+    consent_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ async def enrol(
 ) -> Enrolled:
     """Enrol a member at a partner, linking the hub member who already has this phone instead of duplicating."""
     phone, permissions = _validate(enrolment, default_region, now.date())
+    consents.validate_expiry(permissions, enrolment.consent_expires_at, now, "consent.expiresAt")
     taken = await conn.scalar(
         select(member_link.c.id).where(
             member_link.c.partner_id == partner_id, member_link.c.external_id == enrolment.external_id
@@ -192,6 +194,7 @@ async def enrol(
         permissions=permissions,
         evidence=enrolment.evidence,
         now=now,
+        expires_at=enrolment.consent_expires_at,
     )
     await outbox.record(
         conn,

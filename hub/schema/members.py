@@ -28,6 +28,7 @@ class MemberErrorCode(Enum):
     INVALID_CURSOR = "INVALID_CURSOR"
     EXTERNAL_ID_TAKEN = "EXTERNAL_ID_TAKEN"
     MEMBER_ALREADY_ENROLLED = "MEMBER_ALREADY_ENROLLED"
+    EXPIRY_REQUIRED = "EXPIRY_REQUIRED"
 
 
 @strawberry.type
@@ -220,6 +221,9 @@ class ConsentInput:
     permissions: list[str] = strawberry.field(description="Scopes the member agreed to share with you")
     policy_version: str = strawberry.field(description="The version of the privacy policy the member was shown")
     channel: ConsentChannel
+    expires_at: dt.datetime | None = strawberry.field(
+        default=None, description="When the consent ends; required for health-related permissions"
+    )
 
 
 @strawberry.input
@@ -337,6 +341,7 @@ class MemberMutations:
                 channel=input.consent.channel.value,
                 actor=f"partner:{ctx.principal.partner.public_id}" if ctx.principal else "unknown",
             ),
+            consent_expires_at=input.consent.expires_at,
         )
         # A concurrent enrolment of the same phone or external id can win the race on PostgreSQL; the loser
         # retries once and then sees the winner's rows (linking, or EXTERNAL_ID_TAKEN).
