@@ -135,6 +135,7 @@ async def index(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
     hub = Hub.create(settings or Settings.from_env(), clock)
+    hub.settings.programme  # noqa: B018 (a bad programme file stops the start, not the first purchase)
     endpoint = GraphQLEndpoint(hub)
 
     @asynccontextmanager

@@ -181,9 +181,13 @@ def partner_terms(
     partner: Annotated[str, typer.Option(help="The partner's id (ptn_...)")],
     point_value: Annotated[str | None, typer.Option(help="Yuan one of its points is worth, e.g. 0.01")] = None,
     billing: Annotated[str | None, typer.Option(help="prepaid or postpaid")] = None,
+    activity_kinds: Annotated[
+        str | None, typer.Option(help='Health activities it may record, e.g. "GYM_VISIT WORKOUT" ("" for none)')
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Set a partner's point value and billing (prepaid partners must be funded before they can issue)."""
+    """Set a partner's point value, billing (prepaid partners must be funded before they can issue) and the
+    health-activity kinds its contract covers."""
     from decimal import Decimal, InvalidOperation
 
     from hub.partners import service
@@ -197,11 +201,22 @@ def partner_terms(
     async def work(hub: Hub) -> service.Terms:
         async with hub.db.write() as conn:
             return await service.set_terms(
-                conn, partner_public_id=partner, point_value=value, billing=billing, now=hub.clock.now()
+                conn,
+                partner_public_id=partner,
+                point_value=value,
+                billing=billing,
+                activity_kinds=activity_kinds.split() if activity_kinds is not None else None,
+                now=hub.clock.now(),
             )
 
     terms = _run(work)
-    _emit(as_json, {"partner_id": partner, "point_value": str(terms.point_value), "billing": terms.billing}, "terms")
+    data = {
+        "partner_id": partner,
+        "point_value": str(terms.point_value),
+        "billing": terms.billing,
+        "activity_kinds": list(terms.activity_kinds),
+    }
+    _emit(as_json, data, "terms")
 
 
 @partner_app.command("fund")
@@ -263,17 +278,19 @@ def worker(
     from hub.auth.housekeeping import purge_expired
     from hub.consent.service import expire_due
     from hub.points import jobs
+    from hub.tiers.jobs import review_tiers
 
     async def work(hub: Hub) -> None:
         while True:
             report = await jobs.run_once(hub.db, hub.clock.now())
             async with hub.db.write() as conn:
                 consents = await expire_due(conn, hub.clock.now())
+            reviewed, gifts = await review_tiers(hub.db, hub.settings, hub.clock.now())
             purged = await purge_expired(hub.db, datetime.now(UTC))
             console.print(
                 f"matured {report.matured_points} points, expired {report.expired_points} points, "
                 f"expired {report.expired_holds} holds, expired {consents} consents, "
-                f"forgot {purged} expired records",
+                f"reviewed {reviewed} tiers, {gifts} birthday gifts, forgot {purged} expired records",
                 highlight=False,
             )
             if once:
@@ -367,6 +384,80 @@ def _print_demo_clients(clients: list[Any], as_json: bool) -> None:
                 **({"redirect_uri": c.redirect_uri} if c.redirect_uri else {}),
             },
             f"{c.partner_name} ({c.kind})",
+        )
+
+
+# -- programme -------------------------------------------------------------------------------------------------------
+programme_app = typer.Typer(help="The programme file: earning rules, tiers, activity caps.", no_args_is_help=True)
+app.add_typer(programme_app, name="programme")
+
+
+@programme_app.command("check")
+def programme_check(file: Annotated[Path, typer.Argument(help="A programme TOML file")]) -> None:
+    """Validate a programme file; print every problem with its line and key, exit 1 if there is any."""
+    from zoneinfo import ZoneInfo
+
+    from hub.programme.config import ProgrammeError, parse
+
+    try:
+        programme = parse(file.read_text(encoding="utf-8"), name=file.name, zone=ZoneInfo(_settings().timezone))
+    except OSError as exc:
+        err.print(f"[red]error[/red] {file}: {exc.strerror}")
+        raise typer.Exit(1) from exc
+    except ProgrammeError as exc:
+        for problem in exc.problems:
+            err.print(problem, highlight=False, markup=False)
+        raise typer.Exit(1) from exc
+    console.print(f"{file}: ok, {len(programme.versions)} version(s)", highlight=False)
+
+
+@programme_app.command("show")
+def programme_show(as_json: JsonOption = False) -> None:
+    """Print the rules in force now (HUB_PROGRAMME_FILE, or the built-in defaults)."""
+    from dataclasses import asdict
+
+    settings = _settings()
+    version = settings.programme.at(datetime.now(UTC))
+    window = "lifetime" if version.tiers.window_months is None else f"rolling:{version.tiers.window_months}"
+    data = {
+        "source": str(settings.programme_file or "built-in defaults"),
+        "effective_from": version.effective_from.date().isoformat(),
+        "return_window_days": version.return_window_days,
+        "earning": asdict(version.earning),
+        "tiers": {
+            "window": window,
+            "grace_days": version.tiers.grace_days,
+            "levels": [asdict(level) for level in version.tiers.levels],
+        },
+        "activities": {kind: asdict(rule) for kind, rule in version.activities.items()},
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+        return
+    console.print(f"rules in force (from {data['source']}, version effective {data['effective_from']})")
+    rules = version.earning
+    console.print(
+        f"earning: {rules.points_per_yuan} point(s) per yuan; birthday month ×{rules.birthday_month_multiplier}; "
+        f"prescription lines {'excluded' if rules.exclude_prescription else 'earn'}; insurer-paid lines "
+        f"{'excluded' if rules.exclude_insurer_paid else 'earn'}; pending {version.return_window_days} days",
+        highlight=False,
+    )
+    for category, multiplier in rules.category_multipliers.items():
+        console.print(f"  category {category}: ×{multiplier}", highlight=False)
+    table = Table("level", "name", "threshold (yuan)", "discount", "points ×", "benefits")
+    for level in version.tiers.levels:
+        perks = [n for n, on in (("birthday gift", level.birthday_gift), ("free health check",
+                 level.free_health_check), ("priority purchase", level.priority_purchase)) if on]  # fmt: skip
+        table.add_row(
+            str(level.level), level.name, str(level.threshold), str(level.discount_rate),
+            str(level.points_multiplier), ", ".join(perks),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"tier window: {window}, grace {version.tiers.grace_days} days", highlight=False)
+    for kind, rule in version.activities.items():
+        console.print(
+            f"activity {kind}: {rule.points} points, at most {rule.per_day} a day and {rule.per_week} a week",
+            highlight=False,
         )
 
 

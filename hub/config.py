@@ -9,6 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hub.points.policy import ExpiryRule, PointsPolicy
+from hub.programme.config import Programme
+from hub.programme.config import load as load_programme
 
 DEFAULT_DATABASE_URL = "sqlite:///var/hub.sqlite3"
 
@@ -52,6 +54,7 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     sms_gateway_url: str | None = None
     sms_gateway_token: str | None = None
+    programme_file: Path | None = None  # None: the built-in defaults (hub/programme/default.toml)
 
     def __post_init__(self) -> None:
         if self.env not in ("development", "production"):
@@ -95,7 +98,12 @@ class Settings:
             timezone=os.environ.get("HUB_TIMEZONE") or "Asia/Shanghai",
             sms_gateway_url=os.environ.get("HUB_SMS_GATEWAY_URL") or None,
             sms_gateway_token=os.environ.get("HUB_SMS_GATEWAY_TOKEN") or None,
+            programme_file=Path(os.environ["HUB_PROGRAMME_FILE"]) if os.environ.get("HUB_PROGRAMME_FILE") else None,
         )
+
+    @cached_property
+    def programme(self) -> Programme:  # validated once, when first needed (`hub serve` loads it at start-up)
+        return load_programme(self.programme_file, ZoneInfo(self.timezone))
 
     @cached_property
     def points_policy(self) -> PointsPolicy:  # read on every ledger command: parse once

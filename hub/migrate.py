@@ -12,12 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def import_models() -> None:
     """Import every domain's tables so that `hub.db.metadata` is complete."""
+    import hub.activities.models
     import hub.auth.models
     import hub.consent.models
     import hub.events.models
     import hub.members.models
     import hub.partners.models
-    import hub.points.models  # noqa: F401
+    import hub.points.models
+    import hub.purchases.models
+    import hub.tiers.models  # noqa: F401
 
 
 def alembic_config(database_url: str) -> Config:

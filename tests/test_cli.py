@@ -103,7 +103,9 @@ def test_ledger_commands(fresh_database_url: str, tmp_path: Path) -> None:
     pharmacy = next(c for c in seeded["clients"] if c["kind"] == "pharmacy_chain")["partner_id"]
     terms = hub_cli(fresh_database_url, tmp_path, "partner", "terms", "--partner", pharmacy, "--billing", "prepaid",
                     "--point-value", "0.02", "--json")  # fmt: skip
-    assert json.loads(terms.stdout) == {"partner_id": pharmacy, "point_value": "0.02", "billing": "prepaid"}
+    assert json.loads(terms.stdout) == {
+        "partner_id": pharmacy, "point_value": "0.02", "billing": "prepaid", "activity_kinds": []
+    }
     funded = hub_cli(
         fresh_database_url, tmp_path, "partner", "fund", "--partner", pharmacy, "--points", "500", "--json"
     )

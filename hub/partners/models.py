@@ -61,6 +61,8 @@ partner_terms = Table(
     Column("partner_id", BigId, ForeignKey("partner.id"), primary_key=True),
     Column("point_value", String(20), nullable=False),  # yuan per point, a decimal string
     Column("billing", String(10), nullable=False),  # prepaid | postpaid
+    # The health-activity kinds its contract lets it record (and fund points for); none unless listed.
+    Column("activity_kinds", Json, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("billing IN ('prepaid', 'postpaid')", name="billing"),
 )

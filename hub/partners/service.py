@@ -19,6 +19,7 @@ from hub.errors import DomainError
 from hub.ids import new_id, secret_hash
 from hub.partners.models import AUTH_METHODS, PARTNER_KINDS, client_secret, oauth_client, partner, partner_terms
 from hub.points import ledger
+from hub.programme.config import ACTIVITY_KINDS
 
 SECRET_PREFIX = "hub_cs_"  # noqa: S105 (a prefix that lets secret scanners spot leaks)
 
@@ -165,6 +166,7 @@ def _redirect_uri(uri: str) -> str:
 class Terms:
     point_value: Decimal
     billing: str
+    activity_kinds: tuple[str, ...] = ()
 
 
 async def set_terms(
@@ -174,6 +176,7 @@ async def set_terms(
     now: datetime,
     point_value: Decimal | None = None,
     billing: str | None = None,
+    activity_kinds: list[str] | None = None,
 ) -> Terms:
     """Set what one of the partner's points is worth (yuan) and whether it prepays what it issues."""
     owner = await get_partner(conn, partner_public_id)
@@ -188,9 +191,19 @@ async def set_terms(
         )
     if mode not in ("prepaid", "postpaid"):
         raise DomainError("INVALID_INPUT", "billing must be prepaid or postpaid", "billing")
-    values = {"point_value": str(value), "billing": mode, "updated_at": now}
+    kinds = (
+        sorted(set(activity_kinds))
+        if activity_kinds is not None
+        else list(current.activity_kinds or [])
+        if current
+        else []
+    )
+    unknown = sorted(set(kinds) - set(ACTIVITY_KINDS))
+    if unknown:
+        raise DomainError("INVALID_INPUT", f"unknown activity kind(s): {', '.join(unknown)}", "activityKinds")
+    values = {"point_value": str(value), "billing": mode, "activity_kinds": kinds, "updated_at": now}
     if current is None:
         await conn.execute(insert(partner_terms).values(partner_id=owner.id, **values))
     else:
         await conn.execute(update(partner_terms).where(partner_terms.c.partner_id == owner.id).values(**values))
-    return Terms(point_value=value, billing=mode)
+    return Terms(point_value=value, billing=mode, activity_kinds=tuple(kinds))

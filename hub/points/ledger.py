@@ -73,6 +73,11 @@ class _Replay(Exception):
     """The idempotency key was claimed by an earlier request: roll back and answer with its result."""
 
 
+# For services whose commands post through the ledger inside their own transaction (purchases, activities): a
+# concurrent request claimed the same key first; roll back and look again.
+ClaimLost = _Replay
+
+
 # -- accounts --------------------------------------------------------------------------------------------------------
 _RANK = {
     MEMBER_AVAILABLE: 0,
@@ -552,6 +557,14 @@ async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime,
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
     member_id = await _member(conn, partner_id, cmd.member_id, "points:earn", now)
+    return await earn_for_member(conn, partner_id, member_id, cmd, now, policy)
+
+
+async def earn_for_member(
+    conn: AsyncConnection, partner_id: int, member_id: int, cmd: Earn, now: datetime, policy: PointsPolicy
+) -> Txn:
+    """`earn` for a member the caller already resolved under its own consent rule (a purchase, an activity)."""
+    _check_points(cmd.points)
     pending = cmd.pending_until is not None and cmd.pending_until > now
     available_at = cmd.pending_until if pending and cmd.pending_until else now
     txn_id, txn = await _open_txn(

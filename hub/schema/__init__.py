@@ -21,6 +21,7 @@ from hub.consent.access_log import Access
 from hub.schema.errors import ErrorCodes
 from hub.schema.members import MemberMutations, MemberQueries
 from hub.schema.points import PointsMutations, PointsQueries
+from hub.schema.purchases import PurchaseMutations
 from hub.schema.scalars import SCALARS
 from hub.schema.viewer import ViewerQueries
 
@@ -31,7 +32,7 @@ class Query(ViewerQueries, MemberQueries, PointsQueries):
 
 
 @strawberry.type
-class Mutation(MemberMutations, PointsMutations):
+class Mutation(MemberMutations, PointsMutations, PurchaseMutations):
     pass
 
 

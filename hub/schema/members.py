@@ -19,6 +19,7 @@ from hub.members.service import MemberView
 from hub.schema.context import Info
 from hub.schema.permissions import consented, member_token, needs_scope, scoped
 from hub.schema.points import MemberPoints, PointsTransactionConnection, member_points, member_points_history
+from hub.schema.programme import MemberTier, PurchaseSummary, member_tier, purchase_summary
 
 
 @strawberry.enum
@@ -82,6 +83,20 @@ class Member:
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> PointsTransactionConnection | None:
         return await member_points_history(info, self.member_id, first, after)
+
+    @strawberry.field(
+        extensions=consented("member:read"),
+        description="The member's tier: level, benefits at the till, and why (progress and history).",
+    )
+    async def tier(self, info: Info) -> MemberTier:
+        return await member_tier(info, self.member_id)
+
+    @strawberry.field(
+        extensions=consented("purchases:read"),
+        description="Spend, visits and categories at every partner over the last months (1-36).",
+    )
+    async def purchase_summary(self, info: Info, months: int = 12) -> PurchaseSummary:
+        return await purchase_summary(info, self.member_id, self.consent_pk, months)
 
     @strawberry.field(
         extensions=needs_scope("consent:read"),

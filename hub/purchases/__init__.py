@@ -1,0 +1,1 @@
+"""Purchases at partner pharmacies: the points and growth value they earn, refunds, and summaries."""

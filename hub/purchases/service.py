@@ -1,0 +1,483 @@
+"""Recording purchases and refunds: points through the ledger, growth value for tiers, one transaction each.
+
+A purchase earns by the programme version in force at its `occurredAt` and the member's tier when it is
+recorded; its points stay pending for the version's return window. A refund takes back the points and growth
+value of exactly what was refunded, through the ledger's reversal (so points already spent become a debt that
+blocks redemption until repaid), and never more than remains of the purchase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.consent.models import consent
+from hub.db import Database
+from hub.errors import DomainError
+from hub.events import outbox
+from hub.ids import new_id
+from hub.members import service as members
+from hub.members.models import member
+from hub.points import ledger
+from hub.points.models import ledger_txn
+from hub.points.policy import PointsPolicy
+from hub.programme import earning
+from hub.programme.config import Programme
+from hub.purchases.models import purchase, purchase_line, purchase_refund
+from hub.tiers import service as tiers
+
+T = TypeVar("T")
+MAX_LINES = 200
+# How far in the future an occurredAt may lie (till clocks drift); anything later is a mistake.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class LineInput:
+    sku: str
+    category: str
+    amount: str
+    quantity: int = 1
+    prescription: bool = False
+    insurer_paid: bool = False
+
+
+@dataclass(frozen=True)
+class RecordPurchase:
+    member_id: str  # the partner's pairwise id
+    reference: str
+    occurred_at: datetime
+    store_id: str | None
+    lines: tuple[LineInput, ...]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class RefundLine:
+    sku: str
+    amount: str
+
+
+@dataclass(frozen=True)
+class RefundPurchase:
+    purchase_reference: str
+    lines: tuple[RefundLine, ...] | None
+    amount: str | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class Purchase:
+    public_id: str
+    reference: str
+    member_id: int
+    points: int
+    growth: int  # fen of qualifying spend, net of refunds
+    amount: int
+    refunded: int
+
+
+@dataclass(frozen=True)
+class Refund:
+    public_id: str
+    amount: int
+    points_reversed: int
+    growth_reversed: int
+    purchase: Purchase
+
+
+def request_hash(cmd: Any) -> str:
+    canonical = json.dumps(
+        {k: v for k, v in asdict(cmd).items() if k != "idempotency_key"}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_key(key: str) -> None:
+    if not 1 <= len(key) <= 200:
+        raise DomainError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
+
+
+def _lines(cmd: RecordPurchase) -> list[earning.Line]:
+    if not 1 <= len(cmd.lines) <= MAX_LINES:
+        raise DomainError("INVALID_INPUT", f"a purchase has 1 to {MAX_LINES} lines", "lines")
+    parsed = []
+    for i, line in enumerate(cmd.lines):
+        if not line.sku.strip() or len(line.sku) > 100:
+            raise DomainError("INVALID_INPUT", "sku must be 1 to 100 characters", f"lines[{i}].sku")
+        if not line.category.strip() or len(line.category) > 100:
+            raise DomainError("INVALID_INPUT", "category must be 1 to 100 characters", f"lines[{i}].category")
+        if not 1 <= line.quantity <= 100_000:
+            raise DomainError("INVALID_INPUT", "quantity must be 1 to 100000", f"lines[{i}].quantity")
+        parsed.append(
+            earning.Line(
+                sku=line.sku,
+                category=line.category,
+                amount=earning.fen(line.amount, f"lines[{i}].amount"),
+                quantity=line.quantity,
+                prescription=line.prescription,
+                insurer_paid=line.insurer_paid,
+            )
+        )
+    return parsed
+
+
+def _view(row: Any) -> Purchase:
+    return Purchase(
+        public_id=row.public_id,
+        reference=row.reference,
+        member_id=row.member_id,
+        points=row.points - row.points_reversed,
+        growth=row.qualifying - row.refunded_qualifying,
+        amount=row.amount,
+        refunded=row.refunded,
+    )
+
+
+async def _existing(conn: AsyncConnection, partner_id: int, cmd: RecordPurchase, digest: str) -> Purchase | None:
+    """A replay returns the first result; the same key or reference with another body is an error."""
+    by_key = (
+        await conn.execute(
+            select(purchase).where(
+                purchase.c.partner_id == partner_id, purchase.c.idempotency_key == cmd.idempotency_key
+            )
+        )
+    ).one_or_none()
+    if by_key is not None:
+        if by_key.request_hash != digest:
+            raise DomainError(
+                "IDEMPOTENCY_CONFLICT", "this idempotency key was used for a different request", "idempotencyKey"
+            )
+        return _view(by_key)
+    by_reference = (
+        await conn.execute(
+            select(purchase).where(purchase.c.partner_id == partner_id, purchase.c.reference == cmd.reference)
+        )
+    ).one_or_none()
+    if by_reference is not None:
+        if by_reference.request_hash != digest:
+            raise DomainError(
+                "DUPLICATE_REFERENCE", "a different purchase was recorded with this reference", "reference"
+            )
+        return _view(by_reference)
+    return None
+
+
+async def lock_member(conn: AsyncConnection, member_id: int) -> None:
+    """Serialise a member's purchases and activities (tier upgrades, caps). SQLite writers are serial already."""
+    await conn.execute(select(member.c.id).where(member.c.id == member_id).with_for_update())
+
+
+async def resolve_member(
+    conn: AsyncConnection, partner_id: int, pairwise_id: str, permission: str, now: datetime
+) -> members.MemberView:
+    view = await members.by_pairwise_id(conn, partner_id, pairwise_id, now)
+    if view is None:
+        raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
+    if permission not in view.permissions:
+        raise DomainError("CONSENT_REQUIRED", f"the member has not consented to {permission!r} for you", "memberId")
+    return view
+
+
+async def record(
+    conn: AsyncConnection,
+    partner_id: int,
+    cmd: RecordPurchase,
+    *,
+    now: datetime,
+    programme: Programme,
+    policy: PointsPolicy,
+) -> Purchase:
+    _check_key(cmd.idempotency_key)
+    if not cmd.reference.strip() or len(cmd.reference) > 200:
+        raise DomainError("INVALID_INPUT", "reference must be 1 to 200 characters", "reference")
+    if cmd.occurred_at.tzinfo is None or cmd.occurred_at > now + CLOCK_SKEW:
+        raise DomainError("INVALID_INPUT", "occurredAt must be a time with zone, not in the future", "occurredAt")
+    if cmd.store_id is not None and len(cmd.store_id) > 100:
+        raise DomainError("INVALID_INPUT", "storeId must be at most 100 characters", "storeId")
+    lines = _lines(cmd)
+    digest = request_hash(cmd)
+    found = await _existing(conn, partner_id, cmd, digest)
+    if found is not None:
+        return found
+
+    view = await resolve_member(conn, partner_id, cmd.member_id, "purchases:write", now)
+    await lock_member(conn, view.member_id)
+    zone = policy.zone
+    version = programme.at(cmd.occurred_at)
+    level = version.tiers.by_number((await tiers.state(conn, view.member_id)).level)
+    birthday = earning.in_birthday_month(view.birthday, cmd.occurred_at, zone)
+    per_line, points, qualifying = earning.earn(version, lines, level, birthday)
+    amount = sum(line.amount for line in lines)
+
+    purchase_id = await conn.scalar(
+        insert(purchase)
+        .values(
+            public_id=new_id("pur", 12),
+            partner_id=partner_id,
+            member_id=view.member_id,
+            reference=cmd.reference,
+            store_id=cmd.store_id,
+            occurred_at=cmd.occurred_at,
+            amount=amount,
+            qualifying=qualifying,
+            points=points,
+            tier_level=level.level,
+            idempotency_key=cmd.idempotency_key,
+            request_hash=digest,
+            created_at=now,
+        )
+        .returning(purchase.c.id)
+    )
+    await conn.execute(
+        insert(purchase_line),
+        [
+            {
+                "purchase_id": purchase_id,
+                "line_no": i,
+                "sku": line.sku,
+                "category": line.category,
+                "amount": line.amount,
+                "quantity": line.quantity,
+                "prescription": line.prescription,
+                "insurer_paid": line.insurer_paid,
+                "qualifying": e.qualifying,
+                "points": e.points,
+            }
+            for i, (line, e) in enumerate(zip(lines, per_line, strict=True))
+        ],
+    )
+    if points > 0:
+        earned = await ledger.earn_for_member(
+            conn,
+            partner_id,
+            view.member_id,
+            ledger.Earn(
+                cmd.member_id,
+                points,
+                f"purchase {cmd.reference}",
+                cmd.reference,
+                cmd.occurred_at + timedelta(days=version.return_window_days),
+                f"purchase:{cmd.idempotency_key}",
+            ),
+            now,
+            policy,
+        )
+        txn_pk = await conn.scalar(select(ledger_txn.c.id).where(ledger_txn.c.public_id == earned.public_id))
+        await conn.execute(update(purchase).where(purchase.c.id == purchase_id).values(earn_txn_id=txn_pk))
+    await tiers.upgrade_if_due(conn, view.member_id, programme.at(now), now, zone)
+    row = (await conn.execute(select(purchase).where(purchase.c.id == purchase_id))).one()
+    await outbox.record(
+        conn,
+        "purchase.recorded",
+        now=now,
+        member_id=view.member_id,
+        partner_id=partner_id,
+        payload={"purchaseId": row.public_id, "reference": cmd.reference, "points": points},
+    )
+    return _view(row)
+
+
+def _shares(remaining: list[int], amount: int) -> list[int]:
+    """Split a refund over lines in proportion to what remains of each (largest remainders get the odd fen)."""
+    total = sum(remaining)
+    shares = [amount * r // total for r in remaining]
+    short = amount - sum(shares)
+    for i in sorted(range(len(remaining)), key=lambda i: -(amount * remaining[i] % total)):
+        if short == 0:
+            break
+        if shares[i] < remaining[i]:
+            shares[i] += 1
+            short -= 1
+    return shares
+
+
+def _left_points(points: int, amount: int, refunded: int) -> int:
+    """Points a line still carries once `refunded` of its `amount` is refunded (rounded down, never negative)."""
+    return points * (amount - refunded) // amount
+
+
+async def refund(
+    conn: AsyncConnection, partner_id: int, cmd: RefundPurchase, *, now: datetime, policy: PointsPolicy
+) -> Refund:
+    _check_key(cmd.idempotency_key)
+    if (cmd.lines is None) == (cmd.amount is None):
+        raise DomainError("INVALID_INPUT", "give either lines or amount", "lines")
+    digest = request_hash(cmd)
+    replay = (
+        await conn.execute(
+            select(purchase_refund).where(
+                purchase_refund.c.partner_id == partner_id, purchase_refund.c.idempotency_key == cmd.idempotency_key
+            )
+        )
+    ).one_or_none()
+    if replay is not None:
+        if replay.request_hash != digest:
+            raise DomainError(
+                "IDEMPOTENCY_CONFLICT", "this idempotency key was used for a different request", "idempotencyKey"
+            )
+        first = (await conn.execute(select(purchase).where(purchase.c.id == replay.purchase_id))).one()
+        return Refund(replay.public_id, replay.amount, replay.points_reversed, replay.qualifying, _view(first))
+
+    bought = (
+        await conn.execute(
+            select(purchase)
+            .where(purchase.c.partner_id == partner_id, purchase.c.reference == cmd.purchase_reference)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if bought is None:
+        raise DomainError("PURCHASE_NOT_FOUND", "no purchase of yours with this reference", "purchaseReference")
+    lines = (
+        await conn.execute(
+            select(purchase_line).where(purchase_line.c.purchase_id == bought.id).order_by(purchase_line.c.line_no)
+        )
+    ).all()
+    remaining = [line.amount - line.refunded for line in lines]
+    if cmd.amount is not None:
+        wanted = earning.fen(cmd.amount, "amount")
+        if wanted > sum(remaining):
+            raise DomainError(
+                "REFUND_EXCEEDS_PURCHASE", f"at most {earning.yuan(sum(remaining))} of this purchase remains", "amount"
+            )
+        shares = _shares(remaining, wanted)
+    else:
+        assert cmd.lines is not None
+        if not cmd.lines:
+            raise DomainError("INVALID_INPUT", "give at least one line", "lines")
+        shares = [0] * len(lines)
+        for i, item in enumerate(cmd.lines):
+            wanted = earning.fen(item.amount, f"lines[{i}].amount")
+            for j, line in enumerate(lines):
+                if line.sku == item.sku:
+                    take = min(wanted, remaining[j] - shares[j])
+                    shares[j] += take
+                    wanted -= take
+            if wanted:
+                raise DomainError(
+                    "REFUND_EXCEEDS_PURCHASE", f"more refunded for {item.sku!r} than was bought", f"lines[{i}].amount"
+                )
+
+    reversed_points = qualifying = 0
+    for line, share in zip(lines, shares, strict=True):
+        if share == 0:
+            continue
+        before = _left_points(line.points, line.amount, line.refunded)
+        after = _left_points(line.points, line.amount, line.refunded + share)
+        reversed_points += before - after
+        qualifying += share if line.qualifying else 0
+        await conn.execute(
+            update(purchase_line)
+            .where(purchase_line.c.purchase_id == bought.id, purchase_line.c.line_no == line.line_no)
+            .values(refunded=line.refunded + share)
+        )
+    amount = sum(shares)
+    await conn.execute(
+        update(purchase)
+        .where(purchase.c.id == bought.id)
+        .values(
+            refunded=bought.refunded + amount,
+            refunded_qualifying=bought.refunded_qualifying + qualifying,
+            points_reversed=bought.points_reversed + reversed_points,
+        )
+    )
+    reverse_txn_pk = None
+    if reversed_points > 0 and bought.earn_txn_id is not None:
+        earned = await conn.scalar(select(ledger_txn.c.public_id).where(ledger_txn.c.id == bought.earn_txn_id))
+        reversal = await ledger.reverse(
+            conn,
+            partner_id,
+            ledger.Reverse(
+                str(earned), reversed_points, f"refund of {bought.reference}", f"refund:{cmd.idempotency_key}"
+            ),
+            now,
+            policy,
+        )
+        reverse_txn_pk = await conn.scalar(select(ledger_txn.c.id).where(ledger_txn.c.public_id == reversal.public_id))
+    public_id = new_id("rfd", 12)
+    await conn.execute(
+        insert(purchase_refund).values(
+            public_id=public_id,
+            purchase_id=bought.id,
+            partner_id=partner_id,
+            amount=amount,
+            qualifying=qualifying,
+            points_reversed=reversed_points,
+            reverse_txn_id=reverse_txn_pk,
+            idempotency_key=cmd.idempotency_key,
+            request_hash=digest,
+            created_at=now,
+        )
+    )
+    await outbox.record(
+        conn,
+        "purchase.refunded",
+        now=now,
+        member_id=bought.member_id,
+        partner_id=partner_id,
+        payload={"purchaseId": bought.public_id, "refundId": public_id, "pointsReversed": reversed_points},
+    )
+    now_row = (await conn.execute(select(purchase).where(purchase.c.id == bought.id))).one()
+    return Refund(public_id, amount, reversed_points, qualifying, _view(now_row))
+
+
+@dataclass(frozen=True)
+class Summary:
+    months: int
+    since: datetime
+    spend: int  # fen, net of refunds, every line
+    visits: int
+    categories: list[tuple[str, int]]  # (category, fen), biggest first
+
+
+async def summary(
+    conn: AsyncConnection, member_id: int, consent_pk: int, months: int, now: datetime, zone: ZoneInfo
+) -> Summary:
+    """The member's purchases at every partner over the last `months`, within the consent's data window."""
+    if not 1 <= months <= 36:
+        raise DomainError("INVALID_INPUT", "months must be 1 to 36", "months")
+    since = tiers.months_before(now, months, zone)
+    window = await conn.scalar(select(consent.c.data_window_from).where(consent.c.id == consent_pk))
+    if window is not None and window > since:
+        since = window
+    recent = (purchase.c.member_id == member_id) & (purchase.c.occurred_at > since)
+    visits = await conn.scalar(select(func.count()).select_from(purchase).where(recent))
+    spend_by_category = (
+        await conn.execute(
+            select(purchase_line.c.category, func.sum(purchase_line.c.amount - purchase_line.c.refunded).label("spend"))
+            .join(purchase, purchase.c.id == purchase_line.c.purchase_id)
+            .where(recent)
+            .group_by(purchase_line.c.category)
+        )
+    ).all()
+    categories = sorted(((r.category, int(r.spend)) for r in spend_by_category if r.spend), key=lambda c: (-c[1], c[0]))
+    return Summary(months, since, sum(s for _, s in categories), int(visits or 0), categories)
+
+
+async def run(db: Database, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """One transaction for a purchase, refund or activity, run again when a concurrent twin (same key or
+    reference) won the race, or PostgreSQL reports a serialization failure or deadlock: the next attempt sees
+    the winner and answers as a replay."""
+    for attempt in range(4):
+        try:
+            async with db.write() as conn:
+                return await work(conn)
+        except (IntegrityError, ledger.ClaimLost):
+            if attempt == 3:
+                raise
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in ("40001", "40P01") or attempt == 3:
+                raise
+        await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+    raise AssertionError("unreachable")

@@ -1,0 +1,135 @@
+"""GraphQL for what the programme says about a member: tier (with its reasons) and purchase summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import strawberry
+
+from hub.programme.config import Level
+from hub.purchases import service as purchases
+from hub.schema.context import Info
+from hub.tiers import service as tiers
+
+
+def _yuan(fen: int) -> Decimal:
+    return Decimal(fen) / 100
+
+
+@strawberry.type(description="What a level gives at the till")
+class TierBenefits:
+    discount_rate: Decimal = strawberry.field(description="Price multiplier: 0.80 is 8折 (20 % off)")
+    points_multiplier: Decimal
+    birthday_gift: bool
+    free_health_check: bool
+    priority_purchase: bool
+
+
+@strawberry.type
+class TierLevel:
+    level: int
+    name: str
+    threshold: Decimal = strawberry.field(description="Growth value (yuan) in the window that reaches this level")
+
+
+@strawberry.type(description="Why the member is where they are, and what it takes to keep or climb")
+class TierProgress:
+    growth_value: Decimal = strawberry.field(description="Qualifying spend (yuan) net of refunds in the window")
+    window_start: dt.datetime | None = strawberry.field(description="Start of the window; null for lifetime")
+    next_level: TierLevel | None
+    growth_to_next_level: Decimal
+    growth_to_keep_level: Decimal = strawberry.field(
+        description="More growth value needed (counted as the window will stand at reviewAt) to keep this level"
+    )
+    review_at: dt.datetime | None = strawberry.field(description="When the level is next reviewed for a downgrade")
+
+
+@strawberry.type
+class TierChange:
+    from_level: int
+    to_level: int
+    reason: str
+    at: dt.datetime
+
+
+@strawberry.type
+class MemberTier:
+    level: int
+    name: str
+    since: dt.datetime
+    benefits: TierBenefits
+    progress: TierProgress
+    member_id: strawberry.Private[int]
+
+    @strawberry.field(description="Changes of level, newest first (at most 100).")
+    async def history(self, info: Info, first: int | None = 10) -> list[TierChange]:
+        async with info.context.hub.db.read() as conn:
+            changes = await tiers.history(conn, self.member_id, 10 if first is None else first)
+        return [TierChange(from_level=c.from_level, to_level=c.to_level, reason=c.reason, at=c.at) for c in changes]
+
+
+def _level(level: Level) -> TierLevel:
+    return TierLevel(level=level.level, name=level.name, threshold=level.threshold)
+
+
+async def member_tier(info: Info, member_id: int) -> MemberTier:
+    ctx = info.context
+    settings = ctx.hub.settings
+    version = settings.programme.at(ctx.now)
+    zone = settings.points_policy.zone
+    async with ctx.hub.db.read() as conn:
+        current = await tiers.state(conn, member_id)
+        progress = await tiers.progress(conn, member_id, current, version, ctx.now, zone)
+    level = version.tiers.by_number(current.level)
+    return MemberTier(
+        level=level.level,
+        name=level.name,
+        since=current.since,
+        benefits=TierBenefits(
+            discount_rate=level.discount_rate,
+            points_multiplier=level.points_multiplier,
+            birthday_gift=level.birthday_gift,
+            free_health_check=level.free_health_check,
+            priority_purchase=level.priority_purchase,
+        ),
+        progress=TierProgress(
+            growth_value=_yuan(progress.growth),
+            window_start=progress.window_start,
+            next_level=_level(progress.next_level) if progress.next_level else None,
+            growth_to_next_level=_yuan(progress.growth_to_next),
+            growth_to_keep_level=_yuan(progress.growth_to_keep),
+            review_at=progress.review_at,
+        ),
+        member_id=member_id,
+    )
+
+
+@strawberry.type
+class CategorySpend:
+    category: str
+    spend: Decimal
+
+
+@strawberry.type(description="The member's purchases at every partner, within your consent's data window")
+class PurchaseSummary:
+    months: int
+    since: dt.datetime
+    spend: Decimal = strawberry.field(description="Yuan, net of refunds")
+    visits: int
+    categories: list[CategorySpend]
+
+
+async def purchase_summary(info: Info, member_id: int, consent_pk: int, months: int) -> PurchaseSummary:
+    ctx = info.context
+    async with ctx.hub.db.read() as conn:
+        found = await purchases.summary(
+            conn, member_id, consent_pk, months, ctx.now, ctx.hub.settings.points_policy.zone
+        )
+    return PurchaseSummary(
+        months=found.months,
+        since=found.since,
+        spend=_yuan(found.spend),
+        visits=found.visits,
+        categories=[CategorySpend(category=c, spend=_yuan(s)) for c, s in found.categories],
+    )

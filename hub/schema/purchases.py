@@ -1,0 +1,276 @@
+"""GraphQL for purchases, refunds and health activities."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from enum import Enum
+from typing import TypeVar
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.activities import service as activities
+from hub.errors import DomainError
+from hub.members import service as members
+from hub.purchases import service as purchases
+from hub.schema.context import Info
+from hub.schema.members import Member
+from hub.schema.permissions import scoped
+
+T = TypeVar("T")
+
+
+@strawberry.enum
+class PurchaseErrorCode(Enum):
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
+    CONSENT_REQUIRED = "CONSENT_REQUIRED"
+    DUPLICATE_REFERENCE = "DUPLICATE_REFERENCE"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    PURCHASE_NOT_FOUND = "PURCHASE_NOT_FOUND"
+    REFUND_EXCEEDS_PURCHASE = "REFUND_EXCEEDS_PURCHASE"
+    PREPAID_BALANCE_EXHAUSTED = "PREPAID_BALANCE_EXHAUSTED"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    NEGATIVE_BALANCE = "NEGATIVE_BALANCE"
+    ACTIVITY_NOT_ALLOWED = "ACTIVITY_NOT_ALLOWED"
+
+
+@strawberry.type
+class PurchaseError:
+    field: str | None
+    message: str
+    code: PurchaseErrorCode
+
+
+def _error(error: DomainError) -> PurchaseError:
+    return PurchaseError(field=error.field, message=error.message, code=PurchaseErrorCode[error.code])
+
+
+@strawberry.input
+class PurchaseLineInput:
+    sku: str
+    category: str
+    amount: str = strawberry.field(description='The line\'s total in yuan, a decimal string: "39.90"')
+    quantity: int = 1
+    prescription: bool = False
+    insurer_paid: bool = False
+
+
+@strawberry.input
+class RecordPurchaseInput:
+    member_id: strawberry.ID
+    reference: str = strawberry.field(description="Your receipt number; unique among your purchases")
+    occurred_at: dt.datetime
+    store_id: str | None = None
+    lines: list[PurchaseLineInput]
+    idempotency_key: str
+
+
+@strawberry.type
+class PurchaseType:
+    id: strawberry.ID
+    reference: str
+    points_earned: int = strawberry.field(description="Points it still carries (net of refunds)")
+    growth_value: Decimal = strawberry.field(description="Qualifying spend (yuan) it still counts (net of refunds)")
+    amount: Decimal
+    refunded: Decimal
+
+    @classmethod
+    def of(cls, found: purchases.Purchase) -> PurchaseType:
+        return cls(
+            id=strawberry.ID(found.public_id),
+            reference=found.reference,
+            points_earned=found.points,
+            growth_value=Decimal(found.growth) / 100,
+            amount=Decimal(found.amount) / 100,
+            refunded=Decimal(found.refunded) / 100,
+        )
+
+
+@strawberry.type
+class RecordPurchasePayload:
+    purchase: PurchaseType | None
+    member: Member | None
+    errors: list[PurchaseError]
+
+
+@strawberry.input
+class RefundLineInput:
+    sku: str
+    amount: str
+
+
+@strawberry.input
+class RefundPurchaseInput:
+    purchase_reference: str
+    lines: list[RefundLineInput] | None = strawberry.field(default=None, description="What was returned, per SKU")
+    amount: str | None = strawberry.field(default=None, description="Or an amount, spread over the lines")
+    idempotency_key: str
+
+
+@strawberry.type
+class RefundType:
+    id: strawberry.ID
+    amount: Decimal
+    points_reversed: int
+    growth_value_reversed: Decimal
+
+
+@strawberry.type
+class RefundPurchasePayload:
+    refund: RefundType | None
+    purchase: PurchaseType | None
+    member: Member | None
+    errors: list[PurchaseError]
+
+
+@strawberry.enum
+class ActivityKind(Enum):
+    GYM_VISIT = "GYM_VISIT"
+    WORKOUT = "WORKOUT"
+    HEALTH_CHECK = "HEALTH_CHECK"
+    VACCINATION = "VACCINATION"
+
+
+@strawberry.input
+class RecordActivityInput:
+    member_id: strawberry.ID
+    kind: ActivityKind
+    occurred_at: dt.datetime
+    reference: str
+    idempotency_key: str
+
+
+@strawberry.type
+class ActivityType:
+    id: strawberry.ID
+    kind: ActivityKind
+    reference: str
+    points_granted: int
+    points_capped: int = strawberry.field(description="Points the per-day or per-week cap withheld")
+
+
+@strawberry.type
+class RecordActivityPayload:
+    activity: ActivityType | None
+    member: Member | None
+    errors: list[PurchaseError]
+
+
+async def _member(info: Info, member_id: int) -> Member | None:
+    """The member as the caller may see them now (null without consent to read them)."""
+    ctx = info.context
+    async with ctx.hub.db.read() as conn:
+        view = await members.by_member_id(conn, ctx.partner_id, member_id, ctx.now)
+    return None if view is None else Member.of(view)
+
+
+async def _write(info: Info, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    return await purchases.run(info.context.hub.db, work)
+
+
+@strawberry.type
+class PurchaseMutations:
+    @strawberry.mutation(extensions=scoped("purchases:write"), description="Record a purchase: points and growth.")
+    async def record_purchase(self, info: Info, input: RecordPurchaseInput) -> RecordPurchasePayload:
+        ctx, settings = info.context, info.context.hub.settings
+        cmd = purchases.RecordPurchase(
+            member_id=str(input.member_id),
+            reference=input.reference,
+            occurred_at=input.occurred_at,
+            store_id=input.store_id,
+            lines=tuple(
+                purchases.LineInput(
+                    line.sku, line.category, line.amount, line.quantity, line.prescription, line.insurer_paid
+                )
+                for line in input.lines
+            ),
+            idempotency_key=input.idempotency_key,
+        )
+        try:
+            found = await _write(
+                info,
+                lambda conn: purchases.record(
+                    conn,
+                    ctx.partner_id,
+                    cmd,
+                    now=ctx.now,
+                    programme=settings.programme,
+                    policy=settings.points_policy,
+                ),
+            )
+        except DomainError as error:
+            return RecordPurchasePayload(purchase=None, member=None, errors=[_error(error)])
+        return RecordPurchasePayload(
+            purchase=PurchaseType.of(found), member=await _member(info, found.member_id), errors=[]
+        )
+
+    @strawberry.mutation(
+        extensions=scoped("purchases:write"), description="Refund (part of) a purchase: its points and growth go back."
+    )
+    async def refund_purchase(self, info: Info, input: RefundPurchaseInput) -> RefundPurchasePayload:
+        ctx, settings = info.context, info.context.hub.settings
+        cmd = purchases.RefundPurchase(
+            purchase_reference=input.purchase_reference,
+            lines=tuple(purchases.RefundLine(line.sku, line.amount) for line in input.lines)
+            if input.lines is not None
+            else None,
+            amount=input.amount,
+            idempotency_key=input.idempotency_key,
+        )
+        try:
+            done = await _write(
+                info,
+                lambda conn: purchases.refund(conn, ctx.partner_id, cmd, now=ctx.now, policy=settings.points_policy),
+            )
+        except DomainError as error:
+            return RefundPurchasePayload(refund=None, purchase=None, member=None, errors=[_error(error)])
+        return RefundPurchasePayload(
+            refund=RefundType(
+                id=strawberry.ID(done.public_id),
+                amount=Decimal(done.amount) / 100,
+                points_reversed=done.points_reversed,
+                growth_value_reversed=Decimal(done.growth_reversed) / 100,
+            ),
+            purchase=PurchaseType.of(done.purchase),
+            member=await _member(info, done.purchase.member_id),
+            errors=[],
+        )
+
+    @strawberry.mutation(
+        extensions=scoped("activity:write"), description="Record a verified health activity: points within caps."
+    )
+    async def record_activity(self, info: Info, input: RecordActivityInput) -> RecordActivityPayload:
+        ctx, settings = info.context, info.context.hub.settings
+        cmd = activities.RecordActivity(
+            member_id=str(input.member_id),
+            kind=input.kind.value,
+            occurred_at=input.occurred_at,
+            reference=input.reference,
+            idempotency_key=input.idempotency_key,
+        )
+        try:
+            found = await _write(
+                info,
+                lambda conn: activities.record(
+                    conn, ctx.partner_id, cmd, now=ctx.now, programme=settings.programme, policy=settings.points_policy
+                ),
+            )
+        except DomainError as error:
+            return RecordActivityPayload(activity=None, member=None, errors=[_error(error)])
+        async with ctx.hub.db.read() as conn:
+            view = await members.by_pairwise_id(conn, ctx.partner_id, cmd.member_id, ctx.now)
+        return RecordActivityPayload(
+            activity=ActivityType(
+                id=strawberry.ID(found.public_id),
+                kind=ActivityKind(found.kind),
+                reference=found.reference,
+                points_granted=found.points_granted,
+                points_capped=found.points_capped,
+            ),
+            member=None if view is None else Member.of(view),
+            errors=[],
+        )

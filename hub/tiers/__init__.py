@@ -1,0 +1,1 @@
+"""Tiers: growth value in the programme's window, upgrades at once, downgrades after grace, every change explained."""

@@ -1,0 +1,252 @@
+"""Tiers. Growth value is the qualifying spend (net of refunds) of a member's purchases in the programme's window,
+across every partner. An upgrade happens the moment growth reaches a threshold; a downgrade only at a review by
+`hub worker`, and only after the grace period, so a member is never demoted by one refund or one quiet month.
+Every change is a `tier_change` row whose reason says which figure crossed which threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import extract, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.events import outbox
+from hub.members.models import member
+from hub.programme.config import Level, Tiers, Version
+from hub.programme.earning import yuan
+from hub.purchases.models import purchase
+from hub.tiers.models import member_tier, tier_change
+
+
+@dataclass(frozen=True)
+class TierState:
+    level: int
+    since: datetime
+    grace_until: datetime | None
+    review_at: datetime | None
+    birthday_gift_year: int | None
+
+
+@dataclass(frozen=True)
+class Change:
+    from_level: int
+    to_level: int
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Progress:
+    growth: int  # fen
+    window_start: datetime | None
+    next_level: Level | None
+    growth_to_next: int
+    growth_to_keep: int
+    review_at: datetime | None
+
+
+def months_before(moment: datetime, months: int, zone: ZoneInfo) -> datetime:
+    local = moment.astimezone(zone)
+    year, month = divmod(local.year * 12 + local.month - 1 - months, 12)
+    day = min(local.day, [31, 29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28, 31, 30, 31, 30,
+                          31, 31, 30, 31, 30, 31][month])  # fmt: skip
+    return local.replace(year=year, month=month + 1, day=day)
+
+
+def next_review(now: datetime, zone: ZoneInfo) -> datetime:
+    """Reviews happen at the start of each month in the programme's time zone."""
+    local = now.astimezone(zone)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return datetime(year, month, 1, tzinfo=zone)
+
+
+def window_start(tiers: Tiers, at: datetime, zone: ZoneInfo) -> datetime | None:
+    return None if tiers.window_months is None else months_before(at, tiers.window_months, zone)
+
+
+async def growth(conn: AsyncConnection, member_id: int, since: datetime | None) -> int:
+    """Qualifying spend net of refunds, in fen, of purchases after `since` (all of them for None)."""
+    query = select(func.coalesce(func.sum(purchase.c.qualifying - purchase.c.refunded_qualifying), 0)).where(
+        purchase.c.member_id == member_id
+    )
+    if since is not None:
+        query = query.where(purchase.c.occurred_at > since)
+    return int(await conn.scalar(query) or 0)
+
+
+async def state(conn: AsyncConnection, member_id: int) -> TierState:
+    row = (await conn.execute(select(member_tier).where(member_tier.c.member_id == member_id))).one_or_none()
+    if row is not None:
+        return TierState(row.level, row.since, row.grace_until, row.review_at, row.birthday_gift_year)
+    joined = await conn.scalar(select(member.c.created_at).where(member.c.id == member_id))
+    assert joined is not None, "tiers are asked only of members that exist"
+    return TierState(0, joined, None, None, None)
+
+
+async def _set(conn: AsyncConnection, member_id: int, exists: bool, now: datetime, **values: object) -> None:
+    if exists:
+        await conn.execute(
+            update(member_tier).where(member_tier.c.member_id == member_id).values(updated_at=now, **values)
+        )
+    else:
+        await conn.execute(insert(member_tier).values(member_id=member_id, updated_at=now, **values))
+
+
+async def _change(
+    conn: AsyncConnection, member_id: int, before: Level, after: Level, amount: int, reason: str, now: datetime
+) -> None:
+    await conn.execute(
+        insert(tier_change).values(
+            member_id=member_id, from_level=before.level, to_level=after.level, growth=amount, reason=reason, at=now
+        )
+    )
+    await outbox.record(
+        conn,
+        "tier.changed",
+        now=now,
+        member_id=member_id,
+        payload={"fromLevel": before.level, "toLevel": after.level, "name": after.name, "reason": reason},
+    )
+
+
+def _window_words(tiers: Tiers) -> str:
+    return "lifetime" if tiers.window_months is None else f"the last {tiers.window_months} months"
+
+
+async def upgrade_if_due(
+    conn: AsyncConnection, member_id: int, version: Version, now: datetime, zone: ZoneInfo
+) -> None:
+    """After a purchase: move up at once if growth reached a higher threshold; end a grace period if recovered."""
+    tiers = version.tiers
+    current = await state(conn, member_id)
+    exists = await conn.scalar(select(member_tier.c.member_id).where(member_tier.c.member_id == member_id))
+    amount = await growth(conn, member_id, window_start(tiers, now, zone))
+    reached = tiers.qualifying(Decimal(amount) / 100)
+    held = tiers.by_number(current.level)
+    if reached.level > held.level:
+        reason = (
+            f"growth value {yuan(amount)} in {_window_words(tiers)} reached {reached.name}'s threshold "
+            f"{reached.threshold:.2f}"
+        )
+        await _change(conn, member_id, held, reached, amount, reason, now)
+        await _set(
+            conn, member_id, exists is not None, now,
+            level=reached.level, since=now, grace_until=None, review_at=next_review(now, zone),
+        )  # fmt: skip
+    elif current.grace_until is not None and reached.level >= held.level:
+        await _set(conn, member_id, True, now, grace_until=None, review_at=next_review(now, zone))
+
+
+async def review(conn: AsyncConnection, member_id: int, version: Version, now: datetime, zone: ZoneInfo) -> None:
+    """The periodic review: start a grace period below the threshold, downgrade when it has run out."""
+    tiers = version.tiers
+    current = await state(conn, member_id)
+    held = tiers.by_number(current.level)
+    amount = await growth(conn, member_id, window_start(tiers, now, zone))
+    reached = tiers.qualifying(Decimal(amount) / 100)
+    if reached.level >= held.level:
+        await _set(conn, member_id, True, now, grace_until=None, review_at=next_review(now, zone))
+        if reached.level > held.level:
+            await upgrade_if_due(conn, member_id, version, now, zone)
+        return
+    if current.grace_until is None:
+        grace_until = now + timedelta(days=tiers.grace_days)
+        await _set(conn, member_id, True, now, grace_until=grace_until, review_at=grace_until)
+        await outbox.record(
+            conn,
+            "tier.grace_started",
+            now=now,
+            member_id=member_id,
+            payload={"level": held.level, "graceUntil": grace_until.isoformat(), "growthValue": yuan(amount)},
+        )
+        return
+    if now < current.grace_until:
+        await _set(conn, member_id, True, now, review_at=current.grace_until)
+        return
+    reason = (
+        f"growth value {yuan(amount)} in {_window_words(tiers)} stayed below {held.name}'s threshold "
+        f"{held.threshold:.2f} through the grace period ({tiers.grace_days} days)"
+    )
+    await _change(conn, member_id, held, reached, amount, reason, now)
+    await _set(
+        conn, member_id, True, now, level=reached.level, since=now, grace_until=None, review_at=next_review(now, zone)
+    )
+
+
+async def due_for_review(conn: AsyncConnection, now: datetime, limit: int) -> list[int]:
+    rows = await conn.scalars(
+        select(member_tier.c.member_id)
+        .where(member_tier.c.review_at <= now)
+        .order_by(member_tier.c.review_at)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def birthday_gifts(conn: AsyncConnection, version: Version, now: datetime, zone: ZoneInfo) -> int:
+    """Members at a level with a birthday gift, in their birthday month, not yet given one this year."""
+    local = now.astimezone(zone)
+    levels = [lv.level for lv in version.tiers.levels if lv.birthday_gift]
+    if not levels:
+        return 0
+    due = (
+        await conn.execute(
+            select(member_tier.c.member_id, member_tier.c.level)
+            .join(member, member.c.id == member_tier.c.member_id)
+            .where(
+                member_tier.c.level.in_(levels),
+                member.c.status == "active",
+                extract("month", member.c.birthday) == local.month,
+                (member_tier.c.birthday_gift_year.is_(None)) | (member_tier.c.birthday_gift_year < local.year),
+            )
+            .limit(1000)
+        )
+    ).all()
+    for row in due:
+        await conn.execute(
+            update(member_tier).where(member_tier.c.member_id == row.member_id).values(birthday_gift_year=local.year)
+        )
+        await outbox.record(
+            conn,
+            "member.birthday_gift",
+            now=now,
+            member_id=row.member_id,
+            payload={"level": row.level, "name": version.tiers.by_number(row.level).name, "year": local.year},
+        )
+    return len(due)
+
+
+async def progress(
+    conn: AsyncConnection, member_id: int, current: TierState, version: Version, now: datetime, zone: ZoneInfo
+) -> Progress:
+    tiers = version.tiers
+    start = window_start(tiers, now, zone)
+    amount = await growth(conn, member_id, start)
+    held = tiers.by_number(current.level)
+    upper = tiers.above(held)
+    review_at = current.grace_until or current.review_at or next_review(now, zone)
+    # What still counts at the review: purchases inside the window as it will stand then.
+    kept = await growth(conn, member_id, window_start(tiers, review_at, zone)) if start is not None else amount
+    threshold = int(held.threshold * 100)
+    return Progress(
+        growth=amount,
+        window_start=start,
+        next_level=upper,
+        growth_to_next=max(0, int(upper.threshold * 100) - amount) if upper else 0,
+        growth_to_keep=max(0, threshold - kept),
+        review_at=review_at if current.level > 0 else None,
+    )
+
+
+async def history(conn: AsyncConnection, member_id: int, first: int) -> list[Change]:
+    rows = await conn.execute(
+        select(tier_change)
+        .where(tier_change.c.member_id == member_id)
+        .order_by(tier_change.c.id.desc())
+        .limit(max(0, min(first, 100)))
+    )
+    return [Change(r.from_level, r.to_level, r.reason, r.at) for r in rows]
