@@ -104,7 +104,10 @@ def test_ledger_commands(fresh_database_url: str, tmp_path: Path) -> None:
     terms = hub_cli(fresh_database_url, tmp_path, "partner", "terms", "--partner", pharmacy, "--billing", "prepaid",
                     "--point-value", "0.02", "--json")  # fmt: skip
     assert json.loads(terms.stdout) == {
-        "partner_id": pharmacy, "point_value": "0.02", "billing": "prepaid", "activity_kinds": []
+        "partner_id": pharmacy,
+        "point_value": "0.02",
+        "billing": "prepaid",
+        "activity_kinds": [],
     }
     funded = hub_cli(
         fresh_database_url, tmp_path, "partner", "fund", "--partner", pharmacy, "--points", "500", "--json"
@@ -124,3 +127,21 @@ def test_ledger_commands(fresh_database_url: str, tmp_path: Path) -> None:
     assert csv_out.splitlines()[0] == "issuer_id,issuer,redeemer_id,redeemer,points,value_cny"
     bad = hub_cli(fresh_database_url, tmp_path, "settle", "--period", "2026-13")
     assert bad.returncode == 1 and "INVALID_PERIOD" in bad.stderr
+
+
+def test_programme_check_names_line_and_key(tmp_path: Path, database_url: str) -> None:
+    from hub.programme.config import DEFAULT_FILE
+
+    good = hub_cli(database_url, tmp_path, "programme", "check", str(DEFAULT_FILE))
+    assert good.returncode == 0 and "ok, 1 version" in good.stdout
+    text = DEFAULT_FILE.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    broken = text.replace("grace_days = 30", "grace_dayz = 30") + '\n[[version]]\neffective_from = "2020-01-01"\n'
+    bad.write_text(broken, encoding="utf-8")
+    checked = hub_cli(database_url, tmp_path, "programme", "check", str(bad))
+    assert checked.returncode == 1
+    wrong_key_line = next(i for i, line in enumerate(broken.splitlines()) if line.startswith("grace_dayz"))
+    assert f"bad.toml:{wrong_key_line + 1}: version[0].tiers.grace_dayz: unknown key" in checked.stderr
+    assert "version[1].effective_from: overlaps another version" in checked.stderr
+    shown = json.loads(hub_cli(database_url, tmp_path, "programme", "show", "--json").stdout)
+    assert [level["threshold"] for level in shown["tiers"]["levels"]] == ["0", "1000", "5000", "10000"]

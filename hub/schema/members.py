@@ -88,14 +88,14 @@ class Member:
         extensions=consented("member:read"),
         description="The member's tier: level, benefits at the till, and why (progress and history).",
     )
-    async def tier(self, info: Info) -> MemberTier:
+    async def tier(self, info: Info) -> MemberTier | None:
         return await member_tier(info, self.member_id)
 
     @strawberry.field(
         extensions=consented("purchases:read"),
         description="Spend, visits and categories at every partner over the last months (1-36).",
     )
-    async def purchase_summary(self, info: Info, months: int = 12) -> PurchaseSummary:
+    async def purchase_summary(self, info: Info, months: int = 12) -> PurchaseSummary | None:
         return await purchase_summary(info, self.member_id, self.consent_pk, months)
 
     @strawberry.field(

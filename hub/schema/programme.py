@@ -13,8 +13,8 @@ from hub.schema.context import Info
 from hub.tiers import service as tiers
 
 
-def _yuan(fen: int) -> Decimal:
-    return Decimal(fen) / 100
+def yuan_of(fen: int) -> Decimal:
+    return Decimal(fen).scaleb(-2)  # 523000 -> 5230.00 (a plain division would give 5.23E+3)
 
 
 @strawberry.type(description="What a level gives at the till")
@@ -70,7 +70,7 @@ class MemberTier:
 
 
 def _level(level: Level) -> TierLevel:
-    return TierLevel(level=level.level, name=level.name, threshold=level.threshold)
+    return TierLevel(level=level.level, name=level.name, threshold=level.threshold.quantize(Decimal("0.01")))
 
 
 async def member_tier(info: Info, member_id: int) -> MemberTier:
@@ -94,11 +94,11 @@ async def member_tier(info: Info, member_id: int) -> MemberTier:
             priority_purchase=level.priority_purchase,
         ),
         progress=TierProgress(
-            growth_value=_yuan(progress.growth),
+            growth_value=yuan_of(progress.growth),
             window_start=progress.window_start,
             next_level=_level(progress.next_level) if progress.next_level else None,
-            growth_to_next_level=_yuan(progress.growth_to_next),
-            growth_to_keep_level=_yuan(progress.growth_to_keep),
+            growth_to_next_level=yuan_of(progress.growth_to_next),
+            growth_to_keep_level=yuan_of(progress.growth_to_keep),
             review_at=progress.review_at,
         ),
         member_id=member_id,
@@ -129,7 +129,7 @@ async def purchase_summary(info: Info, member_id: int, consent_pk: int, months: 
     return PurchaseSummary(
         months=found.months,
         since=found.since,
-        spend=_yuan(found.spend),
+        spend=yuan_of(found.spend),
         visits=found.visits,
-        categories=[CategorySpend(category=c, spend=_yuan(s)) for c, s in found.categories],
+        categories=[CategorySpend(category=c, spend=yuan_of(s)) for c, s in found.categories],
     )

@@ -18,6 +18,7 @@ from hub.purchases import service as purchases
 from hub.schema.context import Info
 from hub.schema.members import Member
 from hub.schema.permissions import scoped
+from hub.schema.programme import yuan_of
 
 T = TypeVar("T")
 
@@ -84,9 +85,9 @@ class PurchaseType:
             id=strawberry.ID(found.public_id),
             reference=found.reference,
             points_earned=found.points,
-            growth_value=Decimal(found.growth) / 100,
-            amount=Decimal(found.amount) / 100,
-            refunded=Decimal(found.refunded) / 100,
+            growth_value=yuan_of(found.growth),
+            amount=yuan_of(found.amount),
+            refunded=yuan_of(found.refunded),
         )
 
 
@@ -231,9 +232,9 @@ class PurchaseMutations:
         return RefundPurchasePayload(
             refund=RefundType(
                 id=strawberry.ID(done.public_id),
-                amount=Decimal(done.amount) / 100,
+                amount=yuan_of(done.amount),
                 points_reversed=done.points_reversed,
-                growth_value_reversed=Decimal(done.growth_reversed) / 100,
+                growth_value_reversed=yuan_of(done.growth_reversed),
             ),
             purchase=PurchaseType.of(done.purchase),
             member=await _member(info, done.purchase.member_id),
