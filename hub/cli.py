@@ -392,7 +392,7 @@ import_app = typer.Typer(help="Bulk import a chain's existing members and purcha
 app.add_typer(import_app, name="import")
 
 
-def _import(kind: str, file: Path, partner: str, rejects: Path | None, batch: int, as_json: bool) -> None:
+def _import(kind: str, file: Path, partner: str, rejects: Path | None, batch: int | None, as_json: bool) -> None:
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -446,7 +446,7 @@ def import_members(
     file: Annotated[Path, typer.Argument(help="CSV: external_id, phone, name, birthday, permissions, ...")],
     partner: Annotated[str, typer.Option(help="The chain's partner id (ptn_...)")],
     rejects: Annotated[Path | None, typer.Option(help="Where rejected rows go (default FILE.rejects.csv)")] = None,
-    batch: Annotated[int, typer.Option(help="Rows per transaction")] = 500,
+    batch: Annotated[int | None, typer.Option(help="Rows per transaction (default 500)")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Enrol a chain's existing members with their recorded consent. Resumable: run it again after a stop."""
@@ -458,7 +458,7 @@ def import_purchases(
     file: Annotated[Path, typer.Argument(help="CSV, one row per line: reference, external_id, occurred_at, ...")],
     partner: Annotated[str, typer.Option(help="The chain's partner id (ptn_...)")],
     rejects: Annotated[Path | None, typer.Option(help="Where rejected rows go (default FILE.rejects.csv)")] = None,
-    batch: Annotated[int, typer.Option(help="Purchases per transaction")] = 500,
+    batch: Annotated[int | None, typer.Option(help="Purchases per transaction (default 5000)")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record a chain's purchase history as if each purchase came through the API, in file order. Resumable."""

@@ -2,10 +2,11 @@
 
 Each CSV row goes through the same service the API uses (`members.enrol`, `purchases.record`), so points,
 growth values and tiers come out exactly as if every row had been sent through GraphQL, in file order. Rows are
-committed in batches; every row runs in a savepoint, so a bad row is rejected (written to the reject file with
-its line number and reason) without touching its neighbours. The job's last committed line is stored in the
-same transaction as the batch, so an interrupted import resumes after it; purchases carry the idempotency key
-`import:<reference>`, so nothing is counted twice even if a batch is replayed.
+committed in batches; a bad row is rejected (written to the reject file with its line number and reason) without
+touching its neighbours: members each run in a savepoint, purchases go through `purchases.bulk`, which applies
+the rules of `purchases.record` to a whole batch at once (and is tested equal to it). The job's last committed
+line is stored in the same transaction as the batch, so an interrupted import resumes after it; purchases carry
+the idempotency key `import:<reference>`, so nothing is counted twice even if a batch is replayed.
 
 CSV columns (UTF-8, header row required):
 
@@ -34,6 +35,7 @@ from hub.errors import DomainError
 from hub.members import service as members
 from hub.members.models import member_link
 from hub.partners.service import get_partner
+from hub.purchases import bulk
 from hub.purchases import service as purchases
 from hub.purchases.models import import_job
 from hub.state import Hub
@@ -171,14 +173,8 @@ async def _member(conn: AsyncConnection, hub: Hub, partner_id: int, row: dict[st
     )
 
 
-async def _purchase(
-    conn: AsyncConnection,
-    hub: Hub,
-    partner_id: int,
-    rows: list[dict[str, str]],
-    pairwise: dict[str, str],
-    now: datetime,
-) -> None:
+def _purchase(rows: list[dict[str, str]], pairwise: dict[str, str]) -> purchases.RecordPurchase:
+    """The rows of one purchase as the command the API would have received."""
     first = rows[0]
     external_id = (first.get("external_id") or "").strip()
     if external_id not in pairwise:
@@ -204,20 +200,13 @@ async def _purchase(
             )
         )
     reference = (first.get("reference") or "").strip()
-    await purchases.record(
-        conn,
-        partner_id,
-        purchases.RecordPurchase(
-            member_id=pairwise[external_id],
-            reference=reference,
-            occurred_at=_when(first.get("occurred_at"), "occurred_at"),
-            store_id=(first.get("store_id") or "").strip() or None,
-            lines=tuple(lines),
-            idempotency_key=f"import:{reference}",
-        ),
-        now=now,
-        programme=hub.settings.programme,
-        policy=hub.settings.points_policy,
+    return purchases.RecordPurchase(
+        member_id=pairwise[external_id],
+        reference=reference,
+        occurred_at=_when(first.get("occurred_at"), "occurred_at"),
+        store_id=(first.get("store_id") or "").strip() or None,
+        lines=tuple(lines),
+        idempotency_key=f"import:{reference}",
     )
 
 
@@ -242,12 +231,13 @@ async def run(
     partner_public_id: str,
     path: Path,
     rejects: Path,
-    batch: int = 500,
+    batch: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Import `path`; `progress` is told how many lines each committed batch covered."""
     if kind not in REQUIRED:
         raise DomainError("INVALID_INPUT", "kind must be members or purchases", "kind")
+    batch = batch or (500 if kind == "members" else 5000)
     digest = file_hash(path)
     async with hub.db.write() as conn:
         owner = await get_partner(conn, partner_public_id)
@@ -303,15 +293,30 @@ async def _commit(
                 )
             )
             pairwise = {r.external_id: r.pairwise_id for r in rows}
-        for item in items:
-            try:
-                async with conn.begin_nested():
-                    if kind == "members":
+        if kind == "members":
+            for item in items:
+                try:
+                    async with conn.begin_nested():
                         await _member(conn, hub, partner_id, item.rows[0], now)
-                    else:
-                        await _purchase(conn, hub, partner_id, item.rows, pairwise, now)
-            except DomainError as error:
-                rejected.append((item, error))
+                except DomainError as error:
+                    rejected.append((item, error))
+        else:
+            parsed: list[tuple[_Item, purchases.RecordPurchase]] = []
+            for item in items:
+                try:
+                    parsed.append((item, _purchase(item.rows, pairwise)))
+                except DomainError as error:
+                    rejected.append((item, error))
+            failed = await bulk.record_many(
+                conn,
+                partner_id,
+                [cmd for _, cmd in parsed],
+                now=now,
+                programme=hub.settings.programme,
+                policy=hub.settings.points_policy,
+            )
+            rejected += [(parsed[i][0], error) for i, error in failed.items()]
+            rejected.sort(key=lambda r: r[0].first_line)
         accepted = len(items) - len(rejected)
         await conn.execute(
             update(import_job)

@@ -16,8 +16,9 @@ from hub import imports
 from hub.clock import FrozenClock
 from hub.members.models import member_link
 from hub.points.verify import verify
+from hub.purchases.models import purchase
 from hub.state import Hub
-from hub.tiers.models import member_tier
+from hub.tiers.models import member_tier, tier_change
 from tests.conftest import PartnerClient, new_phone
 from tests.test_cli import hub_cli
 from tests.test_purchases import PURCHASE, SHOPPER, shopper
@@ -136,6 +137,7 @@ async def test_import_rejects_resumes_and_matches_the_api(
     )
     assert again.accepted == 60  # a finished job is not run twice
 
+    per_partner: list[list[tuple[Any, ...]]] = []
     # The twin: the same history sent through GraphQL, purchase by purchase, for members enrolled by the API.
     twin: PartnerClient = await make_partner()
     twins = {e: await shopper(twin, birthday="1985-03-01") for e in externals}
@@ -176,6 +178,25 @@ async def test_import_rejects_resumes_and_matches_the_api(
     imported = await state_of(hub, [imported_ids[e] for e in externals])
     through_api = await state_of(hub, [twin_ids[twins[e]] for e in externals])
     assert imported == through_api
+    async with hub.db.read() as conn:
+        for partner_pk in (chain.partner_pk, twin.partner_pk):
+            recorded = await conn.execute(
+                select(purchase.c.reference, purchase.c.points, purchase.c.qualifying, purchase.c.tier_level)
+                .where(purchase.c.partner_id == partner_pk)
+                .order_by(purchase.c.reference)
+            )
+            per_partner.append([tuple(r) for r in recorded])
+        for external in externals:
+            changes = []
+            for member_pk in (imported_ids[external], twin_ids[twins[external]]):
+                found = await conn.execute(
+                    select(tier_change.c.from_level, tier_change.c.to_level, tier_change.c.reason)
+                    .where(tier_change.c.member_id == member_pk)
+                    .order_by(tier_change.c.id)
+                )
+                changes.append([tuple(r) for r in found])
+            assert changes[0] == changes[1]
+    assert per_partner[0] == per_partner[1]
     assert any(level > 0 for *_, level in imported)  # the history is big enough to move tiers
 
 

@@ -190,6 +190,18 @@ async def resolve_member(
     return view
 
 
+def validate(cmd: RecordPurchase, now: datetime) -> list[earning.Line]:
+    """Everything about the request that needs no database; its lines in fen."""
+    _check_key(cmd.idempotency_key)
+    if not cmd.reference.strip() or len(cmd.reference) > 200:
+        raise DomainError("INVALID_INPUT", "reference must be 1 to 200 characters", "reference")
+    if cmd.occurred_at.tzinfo is None or cmd.occurred_at > now + CLOCK_SKEW:
+        raise DomainError("INVALID_INPUT", "occurredAt must be a time with zone, not in the future", "occurredAt")
+    if cmd.store_id is not None and len(cmd.store_id) > 100:
+        raise DomainError("INVALID_INPUT", "storeId must be at most 100 characters", "storeId")
+    return _lines(cmd)
+
+
 async def record(
     conn: AsyncConnection,
     partner_id: int,
@@ -199,14 +211,7 @@ async def record(
     programme: Programme,
     policy: PointsPolicy,
 ) -> Purchase:
-    _check_key(cmd.idempotency_key)
-    if not cmd.reference.strip() or len(cmd.reference) > 200:
-        raise DomainError("INVALID_INPUT", "reference must be 1 to 200 characters", "reference")
-    if cmd.occurred_at.tzinfo is None or cmd.occurred_at > now + CLOCK_SKEW:
-        raise DomainError("INVALID_INPUT", "occurredAt must be a time with zone, not in the future", "occurredAt")
-    if cmd.store_id is not None and len(cmd.store_id) > 100:
-        raise DomainError("INVALID_INPUT", "storeId must be at most 100 characters", "storeId")
-    lines = _lines(cmd)
+    lines = validate(cmd, now)
     digest = request_hash(cmd)
     found = await _existing(conn, partner_id, cmd, digest)
     if found is not None:

@@ -1,0 +1,555 @@
+"""Recording many purchases at once, for imports: the rules of `service.record`, written set-based.
+
+For a batch of purchases in file order this computes, in memory, exactly what `record` would write one by one
+(the earning rules of the version in force at each purchase, the member's tier as it rises purchase by purchase,
+the same ledger transaction, entries, lot and events, the same tier changes with the same reasons), then writes
+each table with one bulk statement: `COPY` on PostgreSQL, `executemany` on SQLite. Two cases go the per-purchase
+way instead, because they depend on state this does not model: a prepaid issuer (its balance gates each earn)
+and a member carrying a debt lot (an available earn repays it). `tests/test_import.py` holds the two ways equal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.consent import service as consents
+from hub.consent.models import consent
+from hub.db import UtcDateTime
+from hub.errors import DomainError
+from hub.events.models import event
+from hub.ids import new_id
+from hub.members.models import member, member_link
+from hub.partners.models import partner_terms
+from hub.points import ledger
+from hub.points.models import (
+    MEMBER_AVAILABLE,
+    MEMBER_PENDING,
+    PARTNER_ISSUING,
+    UNIT,
+    ledger_account,
+    ledger_entry,
+    ledger_txn,
+    point_lot,
+)
+from hub.points.policy import PointsPolicy
+from hub.programme import earning
+from hub.programme.config import Programme
+from hub.purchases import service
+from hub.purchases.models import purchase, purchase_line
+from hub.tiers import service as tiers
+from hub.tiers.models import member_tier, tier_change
+
+
+@dataclass
+class _Member:
+    member_id: int
+    birthday: Any
+    level: int
+    growth: int
+    grace_until: datetime | None
+    has_row: bool
+    since: datetime | None = None
+    review_at: datetime | None = None
+    birthday_gift_year: int | None = None
+    changed: bool = False
+
+
+@dataclass
+class _Rows:
+    purchases: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    txns: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    lots: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    # account -> [points, entries]: an account's version counts its entries (`verify` checks it)
+    balances: dict[tuple[str, str, int], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+
+
+async def record_many(
+    conn: AsyncConnection,
+    partner_id: int,
+    cmds: list[service.RecordPurchase],
+    *,
+    now: datetime,
+    programme: Programme,
+    policy: PointsPolicy,
+) -> dict[int, DomainError]:
+    """Record `cmds` (in order) in the caller's transaction; returns the errors of the rejected, by index."""
+    errors: dict[int, DomainError] = {}
+    prepared: dict[int, tuple[service.RecordPurchase, list[earning.Line], str]] = {}
+    for i, cmd in enumerate(cmds):
+        try:
+            prepared[i] = (cmd, service.validate(cmd, now), service.request_hash(cmd))
+        except DomainError as error:
+            errors[i] = error
+    if not prepared:
+        return errors
+
+    fallback = await _billing(conn, partner_id) == "prepaid"
+    replays = await _replays(conn, partner_id, [p[0] for p in prepared.values()])
+    views = await _members(conn, partner_id, {p[0].member_id for p in prepared.values()}, now)
+    in_debt = await _in_debt(conn, {v[0] for v in views.values()})
+    slow: list[int] = []
+    fresh: list[int] = []
+    seen: dict[str, str] = {}  # reference or key -> request hash, within the batch
+    for i, (cmd, _lines, digest) in prepared.items():
+        earlier = replays.get(("key", cmd.idempotency_key)) or seen.get("key:" + cmd.idempotency_key)
+        if earlier is not None:
+            if earlier != digest:
+                errors[i] = DomainError(
+                    "IDEMPOTENCY_CONFLICT", "this idempotency key was used for a different request", "idempotencyKey"
+                )
+            continue  # a replay: the first recording stands
+        earlier = replays.get(("reference", cmd.reference)) or seen.get("ref:" + cmd.reference)
+        if earlier is not None:
+            if earlier != digest:
+                errors[i] = DomainError(
+                    "DUPLICATE_REFERENCE", "a different purchase was recorded with this reference", "reference"
+                )
+            continue
+        view = views.get(cmd.member_id)
+        if view is None:
+            errors[i] = DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
+            continue
+        if "purchases:write" not in view[2]:
+            errors[i] = DomainError(
+                "CONSENT_REQUIRED", "the member has not consented to 'purchases:write' for you", "memberId"
+            )
+            continue
+        seen["key:" + cmd.idempotency_key] = seen["ref:" + cmd.reference] = digest
+        (slow if fallback or view[0] in in_debt else fresh).append(i)
+
+    if fresh:
+        locked = sorted({views[prepared[i][0].member_id][0] for i in fresh})
+        await conn.execute(select(member.c.id).where(member.c.id.in_(locked)).order_by(member.c.id).with_for_update())
+        members = await _states(conn, {views[prepared[i][0].member_id][0] for i in fresh}, programme, now, policy)
+        rows = _compute(partner_id, [prepared[i] for i in fresh], views, members, now, programme, policy)
+        await _write(conn, partner_id, rows, members, now)
+    for i in slow:  # in order, through the one-by-one path, each in a savepoint
+        try:
+            async with conn.begin_nested():
+                await service.record(conn, partner_id, prepared[i][0], now=now, programme=programme, policy=policy)
+        except DomainError as error:
+            errors[i] = error
+    return errors
+
+
+async def _billing(conn: AsyncConnection, partner_id: int) -> str:
+    billing = await conn.scalar(select(partner_terms.c.billing).where(partner_terms.c.partner_id == partner_id))
+    return billing or "postpaid"
+
+
+async def _replays(
+    conn: AsyncConnection, partner_id: int, cmds: list[service.RecordPurchase]
+) -> dict[tuple[str, str], str]:
+    keys = [c.idempotency_key for c in cmds]
+    references = [c.reference for c in cmds]
+    found = await conn.execute(
+        select(purchase.c.idempotency_key, purchase.c.reference, purchase.c.request_hash).where(
+            purchase.c.partner_id == partner_id,
+            purchase.c.idempotency_key.in_(keys) | purchase.c.reference.in_(references),
+        )
+    )
+    replays: dict[tuple[str, str], str] = {}
+    for row in found:
+        replays[("key", row.idempotency_key)] = row.request_hash
+        replays[("reference", row.reference)] = row.request_hash
+    return replays
+
+
+async def _members(
+    conn: AsyncConnection, partner_id: int, pairwise_ids: set[str], now: datetime
+) -> dict[str, tuple[int, Any, frozenset[str]]]:
+    """pairwise id -> (member id, birthday, consented permissions), for members the partner may reach."""
+    rows = await conn.execute(
+        select(member_link.c.pairwise_id, member.c.id, member.c.birthday, consent.c.permissions)
+        .join(member, member.c.id == member_link.c.member_id)
+        .join(
+            consent,
+            (consent.c.member_id == member_link.c.member_id) & (consent.c.partner_id == member_link.c.partner_id),
+        )
+        .where(
+            member_link.c.partner_id == partner_id,
+            member_link.c.pairwise_id.in_(pairwise_ids),
+            member.c.status == "active",
+            consents.is_active(now),
+        )
+    )
+    return {r.pairwise_id: (r.id, r.birthday, frozenset(r.permissions)) for r in rows}
+
+
+async def _in_debt(conn: AsyncConnection, member_ids: set[int]) -> set[int]:
+    rows = await conn.scalars(
+        select(point_lot.c.member_id)
+        .where(point_lot.c.member_id.in_(member_ids), point_lot.c.status == "debt", point_lot.c.remaining < 0)
+        .distinct()
+    )
+    return set(rows.all())
+
+
+async def _states(
+    conn: AsyncConnection, member_ids: set[int], programme: Programme, now: datetime, policy: PointsPolicy
+) -> dict[int, _Member]:
+    tiers_now = programme.at(now).tiers
+    start = tiers.window_start(tiers_now, now, policy.zone)
+    growth_query = (
+        select(purchase.c.member_id, func.sum(purchase.c.qualifying - purchase.c.refunded_qualifying).label("g"))
+        .where(purchase.c.member_id.in_(member_ids))
+        .group_by(purchase.c.member_id)
+    )
+    if start is not None:
+        growth_query = growth_query.where(purchase.c.occurred_at > start)
+    growth = {r.member_id: int(r.g or 0) for r in await conn.execute(growth_query)}
+    rows = {
+        r.member_id: r for r in await conn.execute(select(member_tier).where(member_tier.c.member_id.in_(member_ids)))
+    }
+    birthdays = dict(
+        (await conn.execute(select(member.c.id, member.c.birthday).where(member.c.id.in_(member_ids)))).all()
+    )
+    states = {}
+    for member_id in member_ids:
+        row = rows.get(member_id)
+        states[member_id] = _Member(
+            member_id=member_id,
+            birthday=birthdays.get(member_id),
+            level=row.level if row else 0,
+            growth=growth.get(member_id, 0),
+            grace_until=row.grace_until if row else None,
+            has_row=row is not None,
+            since=row.since if row else None,
+            review_at=row.review_at if row else None,
+            birthday_gift_year=row.birthday_gift_year if row else None,
+        )
+    return states
+
+
+def _compute(
+    partner_id: int,
+    batch: list[tuple[service.RecordPurchase, list[earning.Line], str]],
+    views: dict[str, tuple[int, Any, frozenset[str]]],
+    members: dict[int, _Member],
+    now: datetime,
+    programme: Programme,
+    policy: PointsPolicy,
+) -> _Rows:
+    rows = _Rows()
+    zone = policy.zone
+    tiers_now = programme.at(now).tiers
+    window = tiers.window_start(tiers_now, now, zone)
+    issuing = ledger.partner_account(PARTNER_ISSUING, partner_id).code
+    review = tiers.next_review(now, zone)
+    for cmd, lines, digest in batch:
+        state = members[views[cmd.member_id][0]]
+        version = programme.at(cmd.occurred_at)
+        level = version.tiers.by_number(state.level)
+        birthday = earning.in_birthday_month(state.birthday, cmd.occurred_at, zone)
+        per_line, points, qualifying = earning.earn(version, lines, level, birthday)
+        purchase_public_id = new_id("pur", 12)
+        index = len(rows.purchases)
+        rows.purchases.append(
+            {
+                "public_id": purchase_public_id,
+                "partner_id": partner_id,
+                "member_id": state.member_id,
+                "reference": cmd.reference,
+                "store_id": cmd.store_id,
+                "occurred_at": cmd.occurred_at,
+                "amount": sum(line.amount for line in lines),
+                "qualifying": qualifying,
+                "points": points,
+                "tier_level": level.level,
+                "earn_txn_id": None,
+                "idempotency_key": cmd.idempotency_key,
+                "request_hash": digest,
+                "created_at": now,
+            }
+        )
+        for n, (line, e) in enumerate(zip(lines, per_line, strict=True)):
+            rows.lines.append(
+                {
+                    "purchase": index,
+                    "line_no": n,
+                    "sku": line.sku,
+                    "category": line.category,
+                    "amount": line.amount,
+                    "quantity": line.quantity,
+                    "prescription": line.prescription,
+                    "insurer_paid": line.insurer_paid,
+                    "qualifying": e.qualifying,
+                    "points": e.points,
+                }
+            )
+        if points > 0:
+            pending_until = cmd.occurred_at + timedelta(days=version.return_window_days)
+            pending = pending_until > now
+            available_at = pending_until if pending else now
+            earn_cmd = ledger.Earn(
+                cmd.member_id,
+                points,
+                f"purchase {cmd.reference}",
+                cmd.reference,
+                pending_until,
+                f"purchase:{cmd.idempotency_key}",
+            )
+            txn_public_id = new_id("txn", 12)
+            txn_index = len(rows.txns)
+            rows.purchases[index]["earn_txn_id"] = txn_index
+            rows.txns.append(
+                {
+                    "public_id": txn_public_id,
+                    "kind": "earn",
+                    "status": "PENDING" if pending else "POSTED",
+                    "partner_id": partner_id,
+                    "member_id": state.member_id,
+                    "points": points,
+                    "reference": cmd.reference,
+                    "reason": earn_cmd.reason,
+                    "idempotency_key": earn_cmd.idempotency_key,
+                    "request_hash": ledger.fingerprint(earn_cmd),
+                    "pending_until": pending_until if pending else None,
+                    "created_at": now,
+                }
+            )
+            kind = MEMBER_PENDING if pending else MEMBER_AVAILABLE
+            code = ledger.member_account(kind, state.member_id).code
+            totals = rows.balances[(code, kind, state.member_id)]
+            totals[0] += points
+            totals[1] += 1
+            rows.entries += [
+                {"txn": txn_index, "account": code, "amount": points},
+                {"txn": txn_index, "account": issuing, "amount": -points},
+            ]
+            rows.lots.append(
+                {
+                    "member_id": state.member_id,
+                    "issuer_id": partner_id,
+                    "txn": txn_index,
+                    "status": "pending" if pending else "available",
+                    "amount": points,
+                    "remaining": points,
+                    "available_at": available_at,
+                    "expires_at": policy.expiry.expires_at(available_at, zone),
+                    "created_at": now,
+                }
+            )
+            rows.events.append(
+                _event(
+                    "points.pending" if pending else "points.earned",
+                    state.member_id,
+                    partner_id,
+                    {"transactionId": txn_public_id, "points": points},
+                    now,
+                )
+            )
+        # The tier, exactly as `tiers.upgrade_if_due` would move it after this purchase.
+        if window is None or cmd.occurred_at > window:
+            state.growth += qualifying
+        held = tiers_now.by_number(state.level)
+        reached = tiers_now.qualifying(Decimal(state.growth) / 100)
+        if reached.level > held.level:
+            words = "lifetime" if tiers_now.window_months is None else f"the last {tiers_now.window_months} months"
+            reason = (
+                f"growth value {earning.yuan(state.growth)} in {words} reached {reached.name}'s threshold "
+                f"{reached.threshold:.2f}"
+            )
+            rows.changes.append(
+                {
+                    "member_id": state.member_id,
+                    "from_level": held.level,
+                    "to_level": reached.level,
+                    "growth": state.growth,
+                    "reason": reason,
+                    "at": now,
+                }
+            )
+            rows.events.append(
+                _event(
+                    "tier.changed",
+                    state.member_id,
+                    None,
+                    {"fromLevel": held.level, "toLevel": reached.level, "name": reached.name, "reason": reason},
+                    now,
+                )
+            )
+            state.level, state.since, state.grace_until, state.review_at = reached.level, now, None, review
+            state.changed = True
+        elif state.grace_until is not None and reached.level >= held.level:
+            state.grace_until, state.review_at, state.changed = None, review, True
+        rows.events.append(
+            _event(
+                "purchase.recorded",
+                state.member_id,
+                partner_id,
+                {"purchaseId": purchase_public_id, "reference": cmd.reference, "points": points},
+                now,
+            )
+        )
+    return rows
+
+
+def _event(
+    type_: str, member_id: int, partner_id: int | None, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {"type": type_, "member_id": member_id, "partner_id": partner_id, "payload": payload, "occurred_at": now}
+
+
+async def _ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
+    """Ids for rows other rows must point at before they are written."""
+    if not count:
+        return []
+    if conn.dialect.name == "postgresql":
+        sequence = f"{table.name}_id_seq"
+        found = await conn.scalars(
+            select(func.nextval(bindparam("sequence", sequence))).select_from(func.generate_series(1, count))
+        )
+        return list(found.all())
+    # SQLite: the write transaction began IMMEDIATE, so no one else can take these ids meanwhile.
+    top = int(await conn.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0)
+    return list(range(top + 1, top + 1 + count))
+
+
+async def _bulk(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        await conn.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    json_columns = {c for c in columns if c in ("payload", "permissions", "purposes")}
+    raw = await conn.get_raw_connection()
+    records = [tuple(json.dumps(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
+    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)  # type: ignore[union-attr]
+
+
+def _account_upsert(dialect: str) -> Any:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_(ledger_account).values(
+        code=bindparam("b_code"),
+        kind=bindparam("b_kind"),
+        unit=UNIT,
+        member_id=bindparam("b_member"),
+        partner_id=None,
+        balance=bindparam("b_amount"),
+        version=bindparam("b_entries"),
+        created_at=bindparam("b_now", type_=UtcDateTime()),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[ledger_account.c.code],
+        set_={
+            "balance": ledger_account.c.balance + stmt.excluded.balance,
+            "version": ledger_account.c.version + stmt.excluded.version,
+        },
+    )
+
+
+_UNNEST_ACCOUNTS = text(
+    """
+    INSERT INTO ledger_account (code, kind, unit, member_id, partner_id, balance, version, created_at)
+    SELECT code, kind, :unit, member_id, NULL, amount, entries, :now
+    FROM unnest(CAST(:codes AS text[]), CAST(:kinds AS text[]), CAST(:members AS bigint[]),
+                CAST(:amounts AS bigint[]), CAST(:entries AS bigint[])) AS t(code, kind, member_id, amount, entries)
+    ON CONFLICT (code) DO UPDATE SET balance = ledger_account.balance + excluded.balance,
+                                     version = ledger_account.version + excluded.version
+    """
+).bindparams(bindparam("now", type_=UtcDateTime()))
+
+
+def _tier_upsert(dialect: str) -> Any:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_(member_tier)
+    return stmt.on_conflict_do_update(
+        index_elements=[member_tier.c.member_id],
+        set_={
+            "level": stmt.excluded.level,
+            "since": stmt.excluded.since,
+            "grace_until": stmt.excluded.grace_until,
+            "review_at": stmt.excluded.review_at,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+
+
+async def _write(
+    conn: AsyncConnection, partner_id: int, rows: _Rows, members: dict[int, _Member], now: datetime
+) -> None:
+    purchase_ids = await _ids(conn, purchase, len(rows.purchases))
+    txn_ids = await _ids(conn, ledger_txn, len(rows.txns))
+    # Accounts first: entries point at them.
+    if rows.balances:
+        if conn.dialect.name == "postgresql":
+            keys = list(rows.balances)
+            await conn.execute(
+                _UNNEST_ACCOUNTS,
+                {
+                    "unit": UNIT,
+                    "now": now,
+                    "codes": [k[0] for k in keys],
+                    "kinds": [k[1] for k in keys],
+                    "members": [k[2] for k in keys],
+                    "amounts": [rows.balances[k][0] for k in keys],
+                    "entries": [rows.balances[k][1] for k in keys],
+                },
+            )
+        else:
+            await conn.execute(
+                _account_upsert("sqlite"),
+                [
+                    {
+                        "b_code": code,
+                        "b_kind": kind,
+                        "b_member": member_id,
+                        "b_amount": amount,
+                        "b_entries": entries,
+                        "b_now": now,
+                    }
+                    for (code, kind, member_id), (amount, entries) in rows.balances.items()
+                ],
+            )
+    await _bulk(conn, ledger_txn, [{"id": txn_ids[i], **row} for i, row in enumerate(rows.txns)])
+    await _bulk(
+        conn,
+        purchase,
+        [
+            {
+                "id": purchase_ids[i],
+                **row,
+                "earn_txn_id": None if row["earn_txn_id"] is None else txn_ids[row["earn_txn_id"]],
+            }
+            for i, row in enumerate(rows.purchases)
+        ],
+    )
+    await _bulk(
+        conn,
+        purchase_line,
+        [{"purchase_id": purchase_ids[row.pop("purchase")], **row} for row in rows.lines],
+    )
+    await _bulk(conn, ledger_entry, [{"txn_id": txn_ids[row.pop("txn")], **row} for row in rows.entries])
+    await _bulk(conn, point_lot, [{"earn_txn_id": txn_ids[row.pop("txn")], **row} for row in rows.lots])
+    await _bulk(conn, tier_change, rows.changes)
+    await _bulk(conn, event, rows.events)
+    changed = [
+        {
+            "member_id": m.member_id,
+            "level": m.level,
+            "since": m.since,
+            "grace_until": m.grace_until,
+            "review_at": m.review_at,
+            "birthday_gift_year": m.birthday_gift_year,
+            "updated_at": now,
+        }
+        for m in members.values()
+        if m.changed
+    ]
+    if changed:
+        await conn.execute(_tier_upsert(conn.dialect.name), changed)
