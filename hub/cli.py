@@ -446,7 +446,7 @@ def import_members(
     file: Annotated[Path, typer.Argument(help="CSV: external_id, phone, name, birthday, permissions, ...")],
     partner: Annotated[str, typer.Option(help="The chain's partner id (ptn_...)")],
     rejects: Annotated[Path | None, typer.Option(help="Where rejected rows go (default FILE.rejects.csv)")] = None,
-    batch: Annotated[int | None, typer.Option(help="Rows per transaction (default 500)")] = None,
+    batch: Annotated[int | None, typer.Option(help="Rows per transaction (default 5000)")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Enrol a chain's existing members with their recorded consent. Resumable: run it again after a stop."""

@@ -1,10 +1,10 @@
 """Bulk import of a chain that joins with its members and their purchase history.
 
-Each CSV row goes through the same service the API uses (`members.enrol`, `purchases.record`), so points,
-growth values and tiers come out exactly as if every row had been sent through GraphQL, in file order. Rows are
+Points, growth values and tiers come out exactly as if every row had been sent through GraphQL, in file order
+(`tests/test_import.py` compares the two, purchase by purchase). Rows are
 committed in batches; a bad row is rejected (written to the reject file with its line number and reason) without
-touching its neighbours: members each run in a savepoint, purchases go through `purchases.bulk`, which applies
-the rules of `purchases.record` to a whole batch at once (and is tested equal to it). The job's last committed
+touching its neighbours. Rows go through `members.bulk` and `purchases.bulk`, which apply the rules of
+`members.enrol` and `purchases.record` to a whole batch at once (and are tested equal to them). The job's last committed
 line is stored in the same transaction as the batch, so an interrupted import resumes after it; purchases carry
 the idempotency key `import:<reference>`, so nothing is counted twice even if a batch is replayed.
 
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.consent.service import Evidence
 from hub.errors import DomainError
+from hub.members import bulk as members_bulk
 from hub.members import service as members
 from hub.members.models import member_link
 from hub.partners.service import get_partner
@@ -142,7 +143,8 @@ def _when(value: str | None, name: str) -> datetime:
     return moment
 
 
-async def _member(conn: AsyncConnection, hub: Hub, partner_id: int, row: dict[str, str], now: datetime) -> None:
+def _member(row: dict[str, str]) -> members.Enrolment:
+    """A member row as the enrolment the API would have received."""
     birthday = None
     if (row.get("birthday") or "").strip():
         try:
@@ -151,25 +153,19 @@ async def _member(conn: AsyncConnection, hub: Hub, partner_id: int, row: dict[st
             raise DomainError(
                 "INVALID_INPUT", f"birthday must be YYYY-MM-DD, got {row['birthday']!r}", "birthday"
             ) from None
-    expires = row.get("consent_expires_at", "").strip()
-    await members.enrol(
-        conn,
-        partner_id,
-        members.Enrolment(
-            external_id=row["external_id"].strip(),
-            phone=row["phone"],
-            name=(row.get("name") or "").strip() or None,
-            birthday=birthday,
-            permissions=(row.get("permissions") or "").split(),
-            evidence=Evidence(
-                policy_version=(row.get("policy_version") or "").strip() or "import",
-                channel="IMPORT",
-                actor="import",
-            ),
-            consent_expires_at=_when(expires, "consent_expires_at") if expires else None,
+    expires = (row.get("consent_expires_at") or "").strip()
+    return members.Enrolment(
+        external_id=(row.get("external_id") or "").strip(),
+        phone=row.get("phone") or "",
+        name=(row.get("name") or "").strip() or None,
+        birthday=birthday,
+        permissions=(row.get("permissions") or "").split(),
+        evidence=Evidence(
+            policy_version=(row.get("policy_version") or "").strip() or "import",
+            channel="IMPORT",
+            actor="import",
         ),
-        now=now,
-        default_region=hub.settings.default_phone_region,
+        consent_expires_at=_when(expires, "consent_expires_at") if expires else None,
     )
 
 
@@ -237,7 +233,7 @@ async def run(
     """Import `path`; `progress` is told how many lines each committed batch covered."""
     if kind not in REQUIRED:
         raise DomainError("INVALID_INPUT", "kind must be members or purchases", "kind")
-    batch = batch or (500 if kind == "members" else 5000)
+    batch = batch or 5000
     digest = file_hash(path)
     async with hub.db.write() as conn:
         owner = await get_partner(conn, partner_public_id)
@@ -289,17 +285,27 @@ async def _commit(
             wanted = {(item.rows[0].get("external_id") or "").strip() for item in items}
             rows = await conn.execute(
                 select(member_link.c.external_id, member_link.c.pairwise_id).where(
-                    member_link.c.partner_id == partner_id, member_link.c.external_id.in_(wanted)
+                    member_link.c.partner_id == partner_id,
+                    bulk.among(conn.dialect.name, member_link.c.external_id, wanted),
                 )
             )
             pairwise = {r.external_id: r.pairwise_id for r in rows}
         if kind == "members":
+            enrolments: list[tuple[_Item, members.Enrolment]] = []
             for item in items:
                 try:
-                    async with conn.begin_nested():
-                        await _member(conn, hub, partner_id, item.rows[0], now)
+                    enrolments.append((item, _member(item.rows[0])))
                 except DomainError as error:
                     rejected.append((item, error))
+            failed = await members_bulk.enrol_many(
+                conn,
+                partner_id,
+                [e for _, e in enrolments],
+                now=now,
+                region=hub.settings.default_phone_region,
+            )
+            rejected += [(enrolments[i][0], error) for i, error in failed.items()]
+            rejected.sort(key=lambda r: r[0].first_line)
         else:
             parsed: list[tuple[_Item, purchases.RecordPurchase]] = []
             for item in items:

@@ -10,16 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub import imports
 from hub.clock import FrozenClock
-from hub.members.models import member_link
+from hub.consent.models import consent
+from hub.events.models import event
+from hub.members.models import member, member_link
 from hub.points.verify import verify
 from hub.purchases.models import purchase
 from hub.state import Hub
 from hub.tiers.models import member_tier, tier_change
-from tests.conftest import PartnerClient, new_phone
+from tests.conftest import ENROLL, PartnerClient, enrolment, new_phone
 from tests.test_cli import hub_cli
 from tests.test_purchases import PURCHASE, SHOPPER, shopper
 
@@ -96,15 +98,45 @@ async def test_import_rejects_resumes_and_matches_the_api(
         for e, p in zip(externals, phones, strict=True)
     ]  # fmt: skip
     member_rows.insert(3, {**member_rows[0], "external_id": "BAD-PHONE", "phone": "12"})
-    member_rows.append({**member_rows[1], "external_id": "DUP", "phone": phones[1]})  # already enrolled: linked
+    member_rows.append({**member_rows[1], "external_id": "DUP", "phone": phones[1]})  # the same person twice
+    elsewhere: PartnerClient = await make_partner()
+    known_phone = new_phone()
+    await elsewhere.gql(ENROLL, enrolment("E-1", known_phone))  # a hub member already, through another partner
+    member_rows.append({**member_rows[2], "external_id": "KNOWN", "phone": known_phone})
     members_csv = tmp_path / "members.csv"
     write_csv(members_csv, imports.MEMBER_COLUMNS, member_rows)
     done = await imports.run(
         hub, kind="members", partner_public_id=chain.partner_id, path=members_csv, rejects=tmp_path / "m.rej"
     )
-    assert (done.accepted, done.rejected) == (8, 2)
+    assert (done.accepted, done.rejected) == (9, 2)
     rejected = list(csv.DictReader((tmp_path / "m.rej").open(encoding="utf-8")))
     assert [(r["line"], r["code"]) for r in rejected] == [("5", "INVALID_PHONE"), ("11", "MEMBER_ALREADY_ENROLLED")]
+    async with hub.db.read() as conn:
+        enrolled = (
+            await conn.execute(
+                select(member_link.c.external_id, consent.c.status, consent.c.permissions, consent.c.version)
+                .join(
+                    consent,
+                    (consent.c.member_id == member_link.c.member_id)
+                    & (consent.c.partner_id == member_link.c.partner_id),
+                )
+                .where(member_link.c.partner_id == chain.partner_pk)
+                .order_by(member_link.c.external_id)
+            )
+        ).all()
+        linked = await conn.scalar(
+            select(func.count())
+            .select_from(member_link)
+            .join(member, member.c.id == member_link.c.member_id)
+            .where(member.c.phone == known_phone)
+        )
+        kinds = (await conn.scalars(select(event.c.type).where(event.c.partner_id == chain.partner_pk))).all()
+    assert [r.external_id for r in enrolled] == [*externals, "KNOWN"]
+    assert {(r.status, tuple(r.permissions), r.version) for r in enrolled} == {
+        ("AUTHORISED", tuple(sorted(SHOPPER)), 1)
+    }
+    assert linked == 2  # the known phone was linked, not duplicated
+    assert kinds.count("member.enrolled") == 9 and kinds.count("consent.granted") == 9
 
     rows = history(clock, externals, 60, seed=1)
     rows.insert(10, {**rows[9], "reference": "BAD-AMOUNT", "amount": "-3"})

@@ -129,7 +129,7 @@ async def page(conn: AsyncConnection, partner_id: int, now: datetime, *, first: 
     return Page(members=[_view(r) for r in rows[:first]], has_next=len(rows) > first)
 
 
-def _validate(enrolment: Enrolment, default_region: str, today: date) -> tuple[str, frozenset[str]]:
+def validate(enrolment: Enrolment, default_region: str, today: date) -> tuple[str, frozenset[str]]:
     if not enrolment.external_id.strip() or len(enrolment.external_id) > 100:
         raise DomainError("INVALID_INPUT", "externalId must be 1 to 100 characters", "externalId")
     if enrolment.name is not None and len(enrolment.name) > 200:
@@ -151,7 +151,7 @@ async def enrol(
     default_region: str,
 ) -> Enrolled:
     """Enrol a member at a partner, linking the hub member who already has this phone instead of duplicating."""
-    phone, permissions = _validate(enrolment, default_region, now.date())
+    phone, permissions = validate(enrolment, default_region, now.date())
     consents.validate_expiry(permissions, enrolment.consent_expires_at, now, "consent.expiresAt")
     taken = await conn.scalar(
         select(member_link.c.id).where(

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, text
+from sqlalchemy import ARRAY, Table, any_, bindparam, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,7 +27,7 @@ from hub.consent.models import consent
 from hub.db import UtcDateTime
 from hub.errors import DomainError
 from hub.events.models import event
-from hub.ids import new_id
+from hub.ids import new_ids
 from hub.members.models import member, member_link
 from hub.partners.models import partner_terms
 from hub.points import ledger
@@ -47,6 +48,27 @@ from hub.purchases import service
 from hub.purchases.models import purchase, purchase_line
 from hub.tiers import service as tiers
 from hub.tiers.models import member_tier, tier_change
+
+
+class _Ids:
+    """Public ids drawn from the system's randomness a thousand at a time."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.pool: list[str] = []
+
+    def next(self) -> str:
+        if not self.pool:
+            self.pool = new_ids(self.prefix, 1024, 12)
+        return self.pool.pop()
+
+
+def among(dialect: str, column: Any, values: Iterable[Any]) -> Any:
+    """`column IN values`: on PostgreSQL one array parameter (`= ANY`), not thousands of rendered ones."""
+    items = list(values)
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
+    return column.in_(items)
 
 
 @dataclass
@@ -132,7 +154,12 @@ async def record_many(
 
     if fresh:
         locked = sorted({views[prepared[i][0].member_id][0] for i in fresh})
-        await conn.execute(select(member.c.id).where(member.c.id.in_(locked)).order_by(member.c.id).with_for_update())
+        await conn.execute(
+            select(member.c.id)
+            .where(among(conn.dialect.name, member.c.id, locked))
+            .order_by(member.c.id)
+            .with_for_update()
+        )
         members = await _states(conn, {views[prepared[i][0].member_id][0] for i in fresh}, programme, now, policy)
         rows = _compute(partner_id, [prepared[i] for i in fresh], views, members, now, programme, policy)
         await _write(conn, partner_id, rows, members, now)
@@ -155,10 +182,11 @@ async def _replays(
 ) -> dict[tuple[str, str], str]:
     keys = [c.idempotency_key for c in cmds]
     references = [c.reference for c in cmds]
+    dialect = conn.dialect.name
     found = await conn.execute(
         select(purchase.c.idempotency_key, purchase.c.reference, purchase.c.request_hash).where(
             purchase.c.partner_id == partner_id,
-            purchase.c.idempotency_key.in_(keys) | purchase.c.reference.in_(references),
+            among(dialect, purchase.c.idempotency_key, keys) | among(dialect, purchase.c.reference, references),
         )
     )
     replays: dict[tuple[str, str], str] = {}
@@ -181,7 +209,7 @@ async def _members(
         )
         .where(
             member_link.c.partner_id == partner_id,
-            member_link.c.pairwise_id.in_(pairwise_ids),
+            among(conn.dialect.name, member_link.c.pairwise_id, pairwise_ids),
             member.c.status == "active",
             consents.is_active(now),
         )
@@ -192,7 +220,11 @@ async def _members(
 async def _in_debt(conn: AsyncConnection, member_ids: set[int]) -> set[int]:
     rows = await conn.scalars(
         select(point_lot.c.member_id)
-        .where(point_lot.c.member_id.in_(member_ids), point_lot.c.status == "debt", point_lot.c.remaining < 0)
+        .where(
+            among(conn.dialect.name, point_lot.c.member_id, member_ids),
+            point_lot.c.status == "debt",
+            point_lot.c.remaining < 0,
+        )
         .distinct()
     )
     return set(rows.all())
@@ -205,17 +237,24 @@ async def _states(
     start = tiers.window_start(tiers_now, now, policy.zone)
     growth_query = (
         select(purchase.c.member_id, func.sum(purchase.c.qualifying - purchase.c.refunded_qualifying).label("g"))
-        .where(purchase.c.member_id.in_(member_ids))
+        .where(among(conn.dialect.name, purchase.c.member_id, member_ids))
         .group_by(purchase.c.member_id)
     )
     if start is not None:
         growth_query = growth_query.where(purchase.c.occurred_at > start)
     growth = {r.member_id: int(r.g or 0) for r in await conn.execute(growth_query)}
     rows = {
-        r.member_id: r for r in await conn.execute(select(member_tier).where(member_tier.c.member_id.in_(member_ids)))
+        r.member_id: r
+        for r in await conn.execute(
+            select(member_tier).where(among(conn.dialect.name, member_tier.c.member_id, member_ids))
+        )
     }
     birthdays = dict(
-        (await conn.execute(select(member.c.id, member.c.birthday).where(member.c.id.in_(member_ids)))).all()
+        (
+            await conn.execute(
+                select(member.c.id, member.c.birthday).where(among(conn.dialect.name, member.c.id, member_ids))
+            )
+        ).all()
     )
     states = {}
     for member_id in member_ids:
@@ -244,6 +283,7 @@ def _compute(
     policy: PointsPolicy,
 ) -> _Rows:
     rows = _Rows()
+    purchase_ids, txn_ids = _Ids("pur"), _Ids("txn")
     zone = policy.zone
     tiers_now = programme.at(now).tiers
     window = tiers.window_start(tiers_now, now, zone)
@@ -255,7 +295,7 @@ def _compute(
         level = version.tiers.by_number(state.level)
         birthday = earning.in_birthday_month(state.birthday, cmd.occurred_at, zone)
         per_line, points, qualifying = earning.earn(version, lines, level, birthday)
-        purchase_public_id = new_id("pur", 12)
+        purchase_public_id = purchase_ids.next()
         index = len(rows.purchases)
         rows.purchases.append(
             {
@@ -302,7 +342,7 @@ def _compute(
                 pending_until,
                 f"purchase:{cmd.idempotency_key}",
             )
-            txn_public_id = new_id("txn", 12)
+            txn_public_id = txn_ids.next()
             txn_index = len(rows.txns)
             rows.purchases[index]["earn_txn_id"] = txn_index
             rows.txns.append(
@@ -404,7 +444,7 @@ def _event(
     return {"type": type_, "member_id": member_id, "partner_id": partner_id, "payload": payload, "occurred_at": now}
 
 
-async def _ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
+async def reserve_ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
     """Ids for rows other rows must point at before they are written."""
     if not count:
         return []
@@ -419,14 +459,17 @@ async def _ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
-async def _bulk(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+_JSON_COLUMNS = {"payload", "permissions", "purposes", "evidence", "previous_permissions"}
+
+
+async def bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     if conn.dialect.name != "postgresql":
         await conn.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    json_columns = {c for c in columns if c in ("payload", "permissions", "purposes")}
+    json_columns = {c for c in columns if c in _JSON_COLUMNS}
     raw = await conn.get_raw_connection()
     records = [tuple(json.dumps(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
     await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)  # type: ignore[union-attr]
@@ -483,8 +526,8 @@ def _tier_upsert(dialect: str) -> Any:
 async def _write(
     conn: AsyncConnection, partner_id: int, rows: _Rows, members: dict[int, _Member], now: datetime
 ) -> None:
-    purchase_ids = await _ids(conn, purchase, len(rows.purchases))
-    txn_ids = await _ids(conn, ledger_txn, len(rows.txns))
+    purchase_ids = await reserve_ids(conn, purchase, len(rows.purchases))
+    txn_ids = await reserve_ids(conn, ledger_txn, len(rows.txns))
     # Accounts first: entries point at them.
     if rows.balances:
         if conn.dialect.name == "postgresql":
@@ -516,8 +559,8 @@ async def _write(
                     for (code, kind, member_id), (amount, entries) in rows.balances.items()
                 ],
             )
-    await _bulk(conn, ledger_txn, [{"id": txn_ids[i], **row} for i, row in enumerate(rows.txns)])
-    await _bulk(
+    await bulk_insert(conn, ledger_txn, [{"id": txn_ids[i], **row} for i, row in enumerate(rows.txns)])
+    await bulk_insert(
         conn,
         purchase,
         [
@@ -529,15 +572,15 @@ async def _write(
             for i, row in enumerate(rows.purchases)
         ],
     )
-    await _bulk(
+    await bulk_insert(
         conn,
         purchase_line,
         [{"purchase_id": purchase_ids[row.pop("purchase")], **row} for row in rows.lines],
     )
-    await _bulk(conn, ledger_entry, [{"txn_id": txn_ids[row.pop("txn")], **row} for row in rows.entries])
-    await _bulk(conn, point_lot, [{"earn_txn_id": txn_ids[row.pop("txn")], **row} for row in rows.lots])
-    await _bulk(conn, tier_change, rows.changes)
-    await _bulk(conn, event, rows.events)
+    await bulk_insert(conn, ledger_entry, [{"txn_id": txn_ids[row.pop("txn")], **row} for row in rows.entries])
+    await bulk_insert(conn, point_lot, [{"earn_txn_id": txn_ids[row.pop("txn")], **row} for row in rows.lots])
+    await bulk_insert(conn, tier_change, rows.changes)
+    await bulk_insert(conn, event, rows.events)
     changed = [
         {
             "member_id": m.member_id,

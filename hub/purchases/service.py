@@ -13,7 +13,7 @@ import hashlib
 import json
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -97,11 +97,21 @@ class Refund:
     purchase: Purchase
 
 
+def _plain(value: Any) -> Any:
+    """A command as JSON-ready data (what `dataclasses.asdict` gives, without its deep copies: imports hash
+    millions of these)."""
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value
+
+
 def request_hash(cmd: Any) -> str:
-    canonical = json.dumps(
-        {k: v for k, v in asdict(cmd).items() if k != "idempotency_key"}, sort_keys=True, default=str
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The hash stored with an idempotency key: every input but the key itself."""
+    data = _plain(cmd)
+    del data["idempotency_key"]
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _check_key(key: str) -> None:
