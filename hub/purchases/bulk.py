@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, Table, any_, bindparam, func, insert, select, text
+from sqlalchemy import ARRAY, Table, bindparam, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -64,10 +64,11 @@ class _Ids:
 
 
 def among(dialect: str, column: Any, values: Iterable[Any]) -> Any:
-    """`column IN values`: on PostgreSQL one array parameter (`= ANY`), not thousands of rendered ones."""
+    """`column IN values`. On PostgreSQL as `IN (SELECT unnest(:array))`: one parameter instead of thousands
+    rendered, and a hashed semi-join (a plain `= ANY(:array)` compares every scanned row with every element)."""
     items = list(values)
     if dialect == "postgresql":
-        return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
+        return column.in_(select(func.unnest(bindparam(None, items, type_=ARRAY(column.type)))).scalar_subquery())
     return column.in_(items)
 
 
@@ -183,16 +184,19 @@ async def _replays(
     keys = [c.idempotency_key for c in cmds]
     references = [c.reference for c in cmds]
     dialect = conn.dialect.name
-    found = await conn.execute(
-        select(purchase.c.idempotency_key, purchase.c.reference, purchase.c.request_hash).where(
-            purchase.c.partner_id == partner_id,
-            among(dialect, purchase.c.idempotency_key, keys) | among(dialect, purchase.c.reference, references),
-        )
-    )
     replays: dict[tuple[str, str], str] = {}
-    for row in found:
-        replays[("key", row.idempotency_key)] = row.request_hash
-        replays[("reference", row.reference)] = row.request_hash
+    # Two queries, not one with OR: each then walks its own unique index.
+    for name, column, values in (
+        ("key", purchase.c.idempotency_key, keys),
+        ("reference", purchase.c.reference, references),
+    ):
+        found = await conn.execute(
+            select(column, purchase.c.request_hash).where(
+                purchase.c.partner_id == partner_id, among(dialect, column, values)
+            )
+        )
+        for value, digest in found:
+            replays[(name, value)] = digest
     return replays
 
 
