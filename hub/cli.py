@@ -360,7 +360,13 @@ def demo_seed(
             if await demo.is_seeded(conn):
                 err.print("[yellow]the database already has partners; not seeding[/yellow]")
                 raise typer.Exit(1)
-            return await demo.seed(conn, now=hub.clock.now(), policy=hub.settings.points_policy, members_count=members)
+            return await demo.seed(
+                conn,
+                now=hub.clock.now(),
+                policy=hub.settings.points_policy,
+                programme=hub.settings.programme,
+                members_count=members,
+            )
 
     clients = _run(work)
     demo.save_credentials(settings.demo_credentials_file, clients)
@@ -619,7 +625,9 @@ def _prepare_demo(settings: Settings) -> None:
         async with hub.db.write() as conn:
             if await demo.is_seeded(conn):
                 return None
-            return await demo.seed(conn, now=hub.clock.now(), policy=hub.settings.points_policy)
+            return await demo.seed(
+                conn, now=hub.clock.now(), policy=hub.settings.points_policy, programme=hub.settings.programme
+            )
 
     clients = _run(work)
     if clients is not None:

@@ -26,6 +26,8 @@ from hub.partners.models import partner
 from hub.partners.service import Partner
 from hub.points import ledger
 from hub.points.policy import PointsPolicy
+from hub.programme.config import Programme
+from hub.purchases import service as purchases
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = [
@@ -83,6 +85,7 @@ DEMO_PARTNERS = [
 # the redirect URI of the gym's demo app (authorization code flow; nothing needs to listen there: the code is in
 # the browser's address bar).
 DEMO_MEMBER_PHONE = "+8613800138000"
+SHOPPER = ["member:read", "points:read", "points:earn", "points:redeem", "purchases:write"]
 DEMO_APP_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
 
@@ -102,7 +105,13 @@ async def is_seeded(conn: AsyncConnection) -> bool:
 
 
 async def seed(
-    conn: AsyncConnection, *, now: datetime, policy: PointsPolicy, members_count: int = 300, rng_seed: int = 7
+    conn: AsyncConnection,
+    *,
+    now: datetime,
+    policy: PointsPolicy,
+    programme: Programme,
+    members_count: int = 300,
+    rng_seed: int = 7,
 ) -> list[DemoClient]:
     rng = random.Random(rng_seed)
     clients: list[DemoClient] = []
@@ -150,7 +159,7 @@ async def seed(
                 phone=phone,
                 name=name,
                 birthday=birthday,
-                permissions=["member:read", "points:read", "points:earn", "points:redeem"],
+                permissions=SHOPPER,
                 evidence=Evidence(policy_version="2026-01", channel="POS", actor=f"partner:{p.public_id}"),
             )
             try:
@@ -159,7 +168,7 @@ async def seed(
             except DomainError:
                 continue  # a random phone collided with an earlier member under another external id
             links.setdefault(p.public_id, []).append(enrolled.member.pairwise_id)
-    await _points_activity(conn, created, links, rng, now, policy)
+    await _points_activity(conn, created, links, rng, now, policy, programme)
     return clients
 
 
@@ -169,9 +178,7 @@ async def _demo_member(
     """The portal's demo member: enrolled at the pharmacy and the gym; the insurer asks to read purchases."""
     pharmacy, insurer, gym = created
     for p, external_id in ((pharmacy, "DEMO-PH-MEMBER"), (gym, "DEMO-GY-MEMBER"), (insurer, "DEMO-IN-MEMBER")):
-        permissions = (
-            ["member:read", "points:read", "points:earn", "points:redeem"] if p is not insurer else ["member:read"]
-        )
+        permissions = SHOPPER if p is not insurer else ["member:read"]
         enrolled = await members.enrol(
             conn,
             p.id,
@@ -206,12 +213,34 @@ async def _points_activity(
     rng: random.Random,
     now: datetime,
     policy: PointsPolicy,
+    programme: Programme,
 ) -> None:
-    """The pharmacy awards points to its members; gym members spend some at the gym (a settlement line)."""
-    pharmacy, _insurer, gym = created
+    """Members shop at the pharmacy (points, growth, tiers); gym members spend some points at the gym (a
+    settlement line). The demo member's purchases take them to 银卡, so their tier and its reasons can be read."""
+    pharmacy, insurer, gym = created
+    for p, kinds in ((insurer, ["HEALTH_CHECK", "VACCINATION"]), (gym, ["GYM_VISIT", "WORKOUT"])):
+        await partners.set_terms(conn, partner_public_id=p.public_id, activity_kinds=kinds, now=now)
+    categories = ("otc", "vitamins", "devices", "personal care")
     for n, pairwise_id in enumerate(links.get(pharmacy.public_id, [])):
-        earn = ledger.Earn(pairwise_id, rng.randint(100, 3000), "demo purchases", f"DEMO-{n}", None, f"demo-earn-{n}")
-        await ledger.earn(conn, pharmacy.id, earn, now, policy)
+        baskets = [("5600.00", "devices")] if n == 0 else [
+            (f"{rng.randint(2000, 120000) / 100:.2f}", rng.choice(categories)) for _ in range(rng.randint(1, 3))
+        ]  # fmt: skip
+        for b, (amount, category) in enumerate(baskets):
+            await purchases.record(
+                conn,
+                pharmacy.id,
+                purchases.RecordPurchase(
+                    member_id=pairwise_id,
+                    reference=f"DEMO-{n}-{b}",
+                    occurred_at=now - timedelta(days=rng.randint(8, 90)),
+                    store_id="DEMO-STORE-1",
+                    lines=(purchases.LineInput(f"SKU-{rng.randint(1000, 9999)}", category, amount),),
+                    idempotency_key=f"demo-purchase-{n}-{b}",
+                ),
+                now=now,
+                programme=programme,
+                policy=policy,
+            )
     for n, pairwise_id in enumerate(links.get(gym.public_id, [])):
         if rng.random() < 0.5:
             redeem = ledger.Redeem(pairwise_id, rng.randint(10, 100), f"GYM-{n}", f"demo-redeem-{n}")

@@ -330,3 +330,34 @@ async def test_purchase_summary_across_partners_needs_consent(
     assert (await member.post(f"/portal/requests/{request_id}", {"decision": "approve"})).status_code == 303
     summary = (await insurer.gql(query, {"id": at_insurer}))["data"]["member"]["purchaseSummary"]
     assert summary == {"spend": "150.00", "visits": 1, "categories": [{"category": "otc", "spend": "150.00"}]}
+
+
+async def test_birthday_gift_once_a_year_at_levels_that_give_one(
+    make_partner: Any, hub: Hub, clock: FrozenClock
+) -> None:
+    from sqlalchemy import select
+
+    from hub.events.models import event
+    from hub.members.models import member_link
+
+    pharmacy = await make_partner()
+    local = clock.now().astimezone(hub.settings.points_policy.zone)
+    silver = await shopper(pharmacy, birthday=f"1980-{local.month:02d}-01")
+    plain = await shopper(pharmacy, birthday=f"1980-{local.month:02d}-02")
+    await buy(pharmacy, silver, [line("5100.00")], clock.now())
+    await buy(pharmacy, plain, [line("1100.00")], clock.now())  # 普通: no birthday gift at that level
+    for _ in range(2):
+        await review_tiers(hub.db, hub.settings, clock.now())
+    async with hub.db.read() as conn:
+        links = select(member_link.c.pairwise_id, member_link.c.member_id)
+        ids = dict((await conn.execute(links.where(member_link.c.pairwise_id.in_([silver, plain])))).all())
+        gifts = (
+            await conn.execute(
+                select(event.c.member_id, event.c.payload).where(
+                    event.c.type == "member.birthday_gift", event.c.member_id.in_(list(ids.values()))
+                )
+            )
+        ).all()
+    assert [(g.member_id, g.payload) for g in gifts] == [
+        (ids[silver], {"level": 2, "name": "银卡", "year": local.year})
+    ]

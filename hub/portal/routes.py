@@ -35,7 +35,9 @@ from hub.members import service as members
 from hub.partners.models import partner
 from hub.points import queries as points
 from hub.portal.labels import permission_label, pick, translator
+from hub.programme.earning import yuan
 from hub.state import Hub
+from hub.tiers import service as tiers
 
 SESSION_COOKIE = "hub_session"
 LOGIN_CSRF_COOKIE = "hub_login_csrf"
@@ -255,10 +257,23 @@ async def home(request: Request) -> Response:
     if session is None:
         return _to_login(request)
     hub = _hub(request)
+    now = hub.clock.now()
+    version = hub.settings.programme.at(now)
     async with hub.db.read() as conn:
         balances = await points.balances(conn, session.member_id)
         requests = await consents.pending_requests(conn, session.member_id)
-    return _page(request, "home.html", session=session, balances=balances, requests=requests)
+        state = await tiers.state(conn, session.member_id)
+        progress = await tiers.progress(conn, session.member_id, state, version, now, hub.settings.points_policy.zone)
+    return _page(
+        request,
+        "home.html",
+        session=session,
+        balances=balances,
+        requests=requests,
+        level=version.tiers.by_number(state.level),
+        progress=progress,
+        yuan=yuan,
+    )
 
 
 async def consents_page(request: Request) -> Response:
