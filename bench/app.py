@@ -1,4 +1,5 @@
-"""The hub app plus the benchmark's baseline route: the same authentication and SQL as `member(id:)`, no GraphQL."""
+"""The hub app plus the benchmark's baseline route: the same authentication, SQL and access-log write as
+`member(id:)`, no GraphQL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.routing import Route
 from hub.app import create_app
 from hub.auth.principal import authenticate
 from hub.auth.tokens import InvalidToken
+from hub.consent.access_log import Access
 from hub.members import service as members
 from hub.state import Hub
 
@@ -32,6 +34,9 @@ async def raw_member(request: Request) -> Response:
     if view is None:
         return JSONResponse({"data": {"member": None}})
     consented = "member:read" in view.permissions
+    if consented:  # the same access-log write the GraphQL path makes for the name and birthday it returns
+        access = Access(view.member_id, principal.partner.id, view.consent_pk, frozenset({"member:read"}), now)
+        await hub.access_log.record([access])
     return JSONResponse(
         {
             "data": {

@@ -11,8 +11,12 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -242,3 +246,30 @@ def new_phone() -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def live_server(env: dict[str, str], port: int) -> Iterator[str]:
+    """`hub serve` as a real process on 127.0.0.1:`port`, until the block ends; yields its base URL."""
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
+        env={**os.environ, "HUB_ISSUER": base, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("hub did not start")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

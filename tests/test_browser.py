@@ -13,10 +13,7 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +26,7 @@ import pytest
 
 from hub.partners import service as partners
 from hub.state import Hub
-from tests.conftest import ROOT, SmsGateway
+from tests.conftest import SmsGateway, live_server
 from tests.points_helpers import EARN
 from tests.portal_helpers import enrolled_member
 from tests.test_live_server import _free_port
@@ -48,36 +45,13 @@ MEMBER = "query($id: ID!) { member(id: $id) { name } }"
 
 @pytest.fixture(scope="module")
 def live(database_url: str, sms_gateway: SmsGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
         "HUB_DATABASE_URL": database_url,
         "HUB_KEYS_DIR": str(tmp_path_factory.mktemp("live-keys")),
-        "HUB_ISSUER": base,
         "HUB_SMS_GATEWAY_URL": sms_gateway.url,
     }
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("hub did not start")
+    with live_server(env, _free_port()) as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

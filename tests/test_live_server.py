@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from tests.conftest import ENROLL, ROOT, enrolment, new_phone
+from tests.conftest import ENROLL, ROOT, enrolment, live_server, new_phone
 
 
 def _free_port() -> int:
@@ -37,27 +36,8 @@ def live_hub(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str,
     client = json.loads(
         run("client", "create", "--partner", partner["id"], "--scopes", "member:read member:enroll", "--json").stdout
     )
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("hub did not start")
-        yield base, client
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with live_server({"HUB_DATABASE_URL": database_url, "HUB_KEYS_DIR": str(tmp_path / "keys")}, port) as served:
+        yield served, client
 
 
 async def test_off_the_shelf_oauth_client_through_discovery(live_hub: tuple[str, dict[str, Any]]) -> None:

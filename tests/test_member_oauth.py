@@ -353,3 +353,13 @@ async def test_revoking_a_refresh_token_ends_the_grant(
     assert revoked.status_code == 200
     assert (await gql(http, token["access_token"], ME)).status_code == 401
     assert (await refresh(http, partner, token["refresh_token"])).json()["error"] == "invalid_grant"
+
+
+async def test_erasure_ends_member_tokens(hub: Hub, http: httpx.AsyncClient, signed_in: MemberBrowser) -> None:
+    partner = await partner_app(hub)
+    token = await tokens_for(signed_in, http, partner)
+    assert (await gql(http, token["access_token"], ME)).status_code == 200
+    erased = await signed_in.post("/portal/erase", {"confirm": "yes"})
+    assert erased.status_code == 200
+    assert (await gql(http, token["access_token"], ME)).status_code == 401
+    assert (await refresh(http, partner, token["refresh_token"])).json()["error"] == "invalid_grant"

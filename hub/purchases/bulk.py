@@ -402,11 +402,7 @@ def _compute(
         held = tiers_now.by_number(state.level)
         reached = tiers_now.qualifying(Decimal(state.growth) / 100)
         if reached.level > held.level:
-            words = "lifetime" if tiers_now.window_months is None else f"the last {tiers_now.window_months} months"
-            reason = (
-                f"growth value {earning.yuan(state.growth)} in {words} reached {reached.name}'s threshold "
-                f"{reached.threshold:.2f}"
-            )
+            reason = tiers.upgrade_reason(tiers_now, reached, state.growth)
             rows.changes.append(
                 {
                     "member_id": state.member_id,

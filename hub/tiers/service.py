@@ -117,6 +117,13 @@ def _window_words(tiers: Tiers) -> str:
     return "lifetime" if tiers.window_months is None else f"the last {tiers.window_months} months"
 
 
+def upgrade_reason(tiers: Tiers, reached: Level, growth_fen: int) -> str:
+    return (
+        f"growth value {yuan(growth_fen)} in {_window_words(tiers)} reached {reached.name}'s threshold "
+        f"{reached.threshold:.2f}"
+    )
+
+
 async def upgrade_if_due(
     conn: AsyncConnection, member_id: int, version: Version, now: datetime, zone: ZoneInfo
 ) -> None:
@@ -128,10 +135,7 @@ async def upgrade_if_due(
     reached = tiers.qualifying(Decimal(amount) / 100)
     held = tiers.by_number(current.level)
     if reached.level > held.level:
-        reason = (
-            f"growth value {yuan(amount)} in {_window_words(tiers)} reached {reached.name}'s threshold "
-            f"{reached.threshold:.2f}"
-        )
+        reason = upgrade_reason(tiers, reached, amount)
         await _change(conn, member_id, held, reached, amount, reason, now)
         await _set(
             conn, member_id, exists is not None, now,
