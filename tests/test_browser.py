@@ -27,9 +27,9 @@ import pytest
 from hub.partners import service as partners
 from hub.state import Hub
 from tests.conftest import SmsGateway, live_server
-from tests.points_helpers import EARN
 from tests.portal_helpers import enrolled_member
 from tests.test_live_server import _free_port
+from tests.test_purchases import buy, line
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REQUIRED = os.environ.get("HUB_REQUIRE_BROWSER") == "1"
@@ -114,15 +114,15 @@ async def test_member_journey_in_the_browser(
     live: str, page: Any, make_partner: Any, sms_gateway: SmsGateway, shots: Path, hub: Hub
 ) -> None:
     pharmacy = await make_partner()
-    phone, member_id = await enrolled_member(pharmacy, ["member:read", "points:read", "points:earn", "consent:read"])
-    earned = await pharmacy.gql(
-        EARN, {"input": {"memberId": member_id, "points": 1280, "reason": "purchase", "idempotencyKey": "b-1"}}
-    )
-    assert earned["data"]["earnPoints"]["errors"] == []
+    permissions = ["member:read", "points:read", "points:earn", "purchases:write", "consent:read"]
+    phone, member_id = await enrolled_member(pharmacy, permissions)
+    bought = await buy(pharmacy, member_id, [line("5600.00")], hub.clock.now() - timedelta(days=30))
+    assert bought["errors"] == []
 
     await page.goto(f"{live}/portal/login?lang=en")
     await sign_in(page, live, phone, sms_gateway, shots)
-    assert await page.text_content("[data-testid=available]") == "1280"
+    assert await page.text_content("[data-testid=available]") == "5600"
+    assert await page.text_content("[data-testid=tier]") == "银卡"
     await page.screenshot(path=str(shots / "02-home.png"), full_page=True)
     await page.click("text=中文")
     assert await page.text_content("h1") == "积分"
@@ -160,7 +160,7 @@ async def test_member_journey_in_the_browser(
         await page.click("form[action='/portal/export'] button")
     download = await download_info.value
     exported = json.loads(await asyncio.to_thread(Path(await download.path()).read_text))
-    assert exported["profile"]["phone"] == phone and exported["points"]["available"] == 1280
+    assert exported["profile"]["phone"] == phone and exported["points"]["available"] == 5600
 
     await page.goto(f"{live}/portal/consents")
     await page.locator(".consent").first.locator("button.danger").click()
