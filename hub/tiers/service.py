@@ -7,7 +7,7 @@ Every change is a `tier_change` row whose reason says which figure crossed which
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -238,7 +238,7 @@ async def progress(
     threshold = int(held.threshold * 100)
     return Progress(
         growth=amount,
-        window_start=start,
+        window_start=start.astimezone(UTC) if start else None,  # every instant leaves the hub in UTC
         next_level=upper,
         growth_to_next=max(0, int(upper.threshold * 100) - amount) if upper else 0,
         growth_to_keep=max(0, threshold - kept),
