@@ -248,3 +248,26 @@ async def test_health_permissions_need_an_expiry_at_enrolment_too(make_partner: 
     assert refused["data"]["enrollMember"]["errors"][0]["code"] == "EXPIRY_REQUIRED"
     variables["input"]["consent"]["expiresAt"] = "2099-01-01T00:00:00+00:00"
     assert (await pharmacy.gql(ENROLL, variables))["data"]["enrollMember"]["errors"] == []
+
+
+async def test_a_failing_sms_gateway_is_reported_not_crashed(app: Any, hub: Hub, make_partner: Any) -> None:
+    from hub.members.sms import HttpSender
+
+    phone, _ = await enrolled_member(await make_partner())
+    working = hub.sms
+    hub.sms = HttpSender("http://127.0.0.1:9/nothing-listens-here", timeout=1)
+    try:
+        response = await browser(app, phone).request_code()
+    finally:
+        hub.sms = working
+    assert response.status_code == 503 and 'name="code"' not in response.text
+
+
+async def test_notices_are_only_the_hubs_own(app: Any, make_partner: Any, sms_gateway: SmsGateway) -> None:
+    phone, _ = await enrolled_member(await make_partner())
+    member = browser(app, phone)
+    await member.sign_in(sms_gateway)
+    page = await member.http.get("/portal?notice=Call+0800+now&lang=en")
+    assert "Call 0800" not in page.text
+    saved = await member.http.get("/portal?notice=saved&lang=en")
+    assert "Saved." in saved.text

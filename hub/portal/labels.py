@@ -19,6 +19,7 @@ LABELS: dict[str, dict[str, str]] = {
         "zh": "如果该号码是会员，验证码已发送。",
         "en": "If this number belongs to a member, a code is on its way.",
     },
+    "sms_failed": {"zh": "验证码发送失败，请稍后再试。", "en": "The code could not be sent; try again in a moment."},
     "invalid_code": {"zh": "验证码错误或已过期。", "en": "The code is wrong or has expired."},
     "rate_limited": {"zh": "请求过于频繁，请15分钟后再试。", "en": "Too many attempts; try again in 15 minutes."},
     "invalid_phone": {"zh": "手机号无效。", "en": "That is not a valid phone number."},

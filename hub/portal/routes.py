@@ -8,6 +8,7 @@ Pages are never cached and never framed (the consent screen must not be clickjac
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -34,10 +35,12 @@ from hub.members import privacy, signin
 from hub.members import service as members
 from hub.partners.models import partner
 from hub.points import queries as points
-from hub.portal.labels import permission_label, pick, translator
+from hub.portal.labels import LABELS, permission_label, pick, translator
 from hub.programme.earning import yuan
 from hub.state import Hub
 from hub.tiers import service as tiers
+
+log = logging.getLogger("hub.portal")
 
 SESSION_COOKIE = "hub_session"
 LOGIN_CSRF_COOKIE = "hub_login_csrf"
@@ -104,7 +107,8 @@ def _page(
             for code in ("zh", "en")
         },
         "csrf_token": session.csrf_token if session else csrf_token,
-        "notice": request.query_params.get("notice") and translator(lang)(request.query_params["notice"]),
+        # Only the hub's own messages: a link cannot put words of its choosing on the page.
+        "notice": translator(lang)(notice) if (notice := request.query_params.get("notice")) in LABELS else None,
         "error": None,
         **values,
     }
@@ -198,9 +202,15 @@ async def send_code(request: Request) -> Response:
             **page,
         )
     if to_send is not None:  # outside the transaction: no network call while holding the database
-        await hub.sms.send(
-            to_send.phone, f"【hub】{to_send.code} is your sign-in code (5 minutes). 验证码5分钟内有效。"
-        )
+        try:
+            await hub.sms.send(
+                to_send.phone, f"【hub】{to_send.code} is your sign-in code (5 minutes). 验证码5分钟内有效。"
+            )
+        except Exception:
+            log.exception("could not send a sign-in code")
+            return _page(
+                request, "login.html", status=503, csrf_token=csrf or "", code_step=False, error=t("sms_failed"), **page
+            )
     return _page(request, "login.html", csrf_token=csrf or "", code_step=True, notice=t("code_sent"), **page)
 
 
