@@ -333,9 +333,9 @@ async def request(
 ) -> RequestView:
     """A partner asks the member for consent; the member decides in the portal."""
     validate_expiry(permissions, expires_at, now, "expiresAt")
-    if not purposes or any(not p.strip() or len(p) > 200 for p in purposes):
+    if not 1 <= len(purposes) <= 10 or any(not p.strip() or len(p) > 200 for p in purposes):
         raise DomainError(
-            "INVALID_INPUT", "say what the data is for: 1 or more purposes, 200 characters each", "purposes"
+            "INVALID_INPUT", "say what the data is for: 1 to 10 purposes, 200 characters each", "purposes"
         )
     current = (
         await conn.execute(select(consent).where(consent.c.member_id == member_id, consent.c.partner_id == partner_id))
