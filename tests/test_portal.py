@@ -271,3 +271,33 @@ async def test_notices_are_only_the_hubs_own(app: Any, make_partner: Any, sms_ga
     assert "Call 0800" not in page.text
     saved = await member.http.get("/portal?notice=saved&lang=en")
     assert "Saved." in saved.text
+
+
+async def test_a_partner_ends_its_own_consent(app: Any, hub: Hub, make_partner: Any, sms_gateway: SmsGateway) -> None:
+    pharmacy = await make_partner()
+    phone, member_id = await enrolled_member(pharmacy)
+    revoke = """
+    mutation($input: RevokeConsentInput!) {
+      revokeConsent(input: $input) { consent { id status version } errors { field code } }
+    }"""
+    done = (await pharmacy.gql(revoke, {"input": {"memberId": member_id, "reason": "asked at the till"}}))["data"]
+    assert done["revokeConsent"]["errors"] == [] and done["revokeConsent"]["consent"]["status"] == "REVOKED"
+    assert (await pharmacy.gql(MEMBER, {"id": member_id}))["data"]["member"] is None
+    again = await pharmacy.gql(revoke, {"input": {"memberId": member_id}})
+    assert again["data"]["revokeConsent"]["errors"][0]["code"] == "CONSENT_NOT_ACTIVE"
+    unknown = await pharmacy.gql(revoke, {"input": {"memberId": "mbr_nobody"}})
+    assert unknown["data"]["revokeConsent"]["errors"][0]["code"] == "MEMBER_NOT_FOUND"
+    async with hub.db.read() as conn:
+        logged = (
+            await conn.execute(
+                select(consent_event.c.kind, consent_event.c.actor, consent_event.c.evidence)
+                .join(consent, consent.c.id == consent_event.c.consent_id)
+                .where(consent.c.public_id == done["revokeConsent"]["consent"]["id"])
+                .order_by(consent_event.c.id)
+            )
+        ).all()
+    assert logged[-1].kind == "revoked_by_partner" and logged[-1].actor == f"partner:{pharmacy.partner_id}"
+    assert logged[-1].evidence == {"reason": "asked at the till"}
+    member = browser(app, phone)
+    await member.sign_in(sms_gateway)
+    assert "Revoked" in (await member.http.get("/portal/consents?lang=en")).text

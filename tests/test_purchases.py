@@ -361,3 +361,43 @@ async def test_birthday_gift_once_a_year_at_levels_that_give_one(
     assert [(g.member_id, g.payload) for g in gifts] == [
         (ids[silver], {"level": 2, "name": "银卡", "year": local.year})
     ]
+
+
+async def test_data_window_limits_the_summary(
+    app: Any, make_partner: Any, clock: FrozenClock, sms_gateway: SmsGateway
+) -> None:
+    pharmacy, insurer = await make_partner(), await make_partner(kind="insurer")
+    phone = new_phone()
+    consent = {"permissions": SHOPPER, "policyVersion": "2026-01", "channel": "POS"}
+    at_pharmacy = (await pharmacy.gql(ENROLL, enrolment("W-" + secrets.token_hex(4), phone, consent=consent)))["data"][
+        "enrollMember"
+    ]["member"]["id"]
+    await buy(pharmacy, at_pharmacy, [line("70.00")], clock.now() - timedelta(days=40))
+    await buy(pharmacy, at_pharmacy, [line("30.00")], clock.now() - timedelta(days=5))
+    plain = {"permissions": ["member:read"], "policyVersion": "2026-01", "channel": "POS"}
+    at_insurer = (await insurer.gql(ENROLL, enrolment("WI-" + secrets.token_hex(4), phone, consent=plain)))["data"][
+        "enrollMember"
+    ]["member"]["id"]
+    asked = await insurer.gql(
+        "mutation($input: RequestConsentInput!) { requestConsent(input: $input) { consentRequest { id } } }",
+        {
+            "input": {
+                "memberId": at_insurer,
+                "permissions": ["purchases:read", "consent:read"],
+                "purposes": ["premium discount"],
+                "expiresAt": (clock.now() + timedelta(days=90)).isoformat(),
+                "dataWindowFrom": (clock.now() - timedelta(days=10)).isoformat(),
+            }
+        },
+    )
+    member = browser(app, phone)
+    await member.sign_in(sms_gateway)
+    request_id = asked["data"]["requestConsent"]["consentRequest"]["id"]
+    assert (await member.post(f"/portal/requests/{request_id}", {"decision": "approve"})).status_code == 303
+    seen = await insurer.gql(
+        "query($id: ID!) { member(id: $id) "
+        "{ purchaseSummary(months: 12) { spend visits } consents { dataWindowFrom } } }",
+        {"id": at_insurer},
+    )
+    assert seen["data"]["member"]["purchaseSummary"] == {"spend": "30.00", "visits": 1}
+    assert seen["data"]["member"]["consents"][0]["dataWindowFrom"] is not None

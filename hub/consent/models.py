@@ -54,6 +54,7 @@ consent_request = Table(
     Column("permissions", Json, nullable=False),
     Column("purposes", Json, nullable=False),
     Column("expires_at", UtcDateTime, nullable=True),  # of the consent it asks for
+    Column("data_window_from", UtcDateTime, nullable=True),  # no data older than this, if given
     Column("created_at", UtcDateTime, nullable=False),
     Column("decided_at", UtcDateTime, nullable=True),
 )

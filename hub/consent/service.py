@@ -85,6 +85,7 @@ async def grant(
     now: datetime,
     purposes: list[str] | None = None,
     expires_at: datetime | None = None,
+    data_window_from: datetime | None = None,
 ) -> str:
     """Record the member's consent to a partner (a new one, or a new version of the existing one)."""
     current = (
@@ -107,6 +108,7 @@ async def grant(
                 permissions=granted,
                 purposes=purposes or [],
                 expires_at=expires_at,
+                data_window_from=data_window_from,
                 policy_version=evidence.policy_version,
                 channel=evidence.channel,
                 version=1,
@@ -127,6 +129,7 @@ async def grant(
                 permissions=granted,
                 purposes=purposes or [],
                 expires_at=expires_at,
+                data_window_from=data_window_from,
                 policy_version=evidence.policy_version,
                 channel=evidence.channel,
                 version=current.version + 1,
@@ -176,6 +179,7 @@ class ConsentView:
     permissions: list[str]
     purposes: list[str]
     expires_at: datetime | None
+    data_window_from: datetime | None
     version: int
     updated_at: datetime
 
@@ -207,6 +211,7 @@ _CONSENTS = select(
     consent.c.permissions,
     consent.c.purposes,
     consent.c.expires_at,
+    consent.c.data_window_from,
     consent.c.version,
     consent.c.updated_at,
 ).join(partner, partner.c.id == consent.c.partner_id)
@@ -222,6 +227,7 @@ def _consent_view(row: Any, now: datetime) -> ConsentView:
         permissions=list(row.permissions),
         purposes=list(row.purposes),
         expires_at=row.expires_at,
+        data_window_from=row.data_window_from,
         version=row.version,
         updated_at=row.updated_at,
     )
@@ -267,20 +273,41 @@ async def append_event(
 async def revoke(conn: AsyncConnection, member_id: int, public_id: str, *, now: datetime, actor: str) -> None:
     """The member withdraws consent: access stops on the partner's next request and its member tokens die."""
     row = await _own_consent(conn, member_id, public_id)
+    await _end(conn, row, "revoked_by_member", actor, now)
+
+
+async def revoke_by_partner(
+    conn: AsyncConnection, partner_id: int, member_id: int, *, reason: str | None, now: datetime, actor: str
+) -> str:
+    """The partner ends its own consent with a member (the member asked at the till, the contract ended)."""
+    row = (
+        await conn.execute(
+            select(consent)
+            .where(consent.c.member_id == member_id, consent.c.partner_id == partner_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None:
+        raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
+    await _end(conn, row, "revoked_by_partner", actor, now, reason=reason)
+    return str(row.public_id)
+
+
+async def _end(conn: AsyncConnection, row: Any, kind: str, actor: str, now: datetime, **evidence: Any) -> None:
     if row.status != "AUTHORISED":
         raise DomainError("CONSENT_NOT_ACTIVE", "this consent is not in force", "consentId")
     await conn.execute(
         update(consent).where(consent.c.id == row.id).values(status="REVOKED", version=row.version + 1, updated_at=now)
     )
-    await append_event(conn, row, "revoked_by_member", actor, [], now)
+    await append_event(conn, row, kind, actor, [], now, **evidence)
     await revoke_tokens(conn, now, consent_id=row.id)
     await outbox.record(
         conn,
         "consent.revoked",
         now=now,
-        member_id=member_id,
+        member_id=row.member_id,
         partner_id=row.partner_id,
-        payload={"consentId": public_id},
+        payload={"consentId": row.public_id, "by": kind.removeprefix("revoked_by_")},
     )
 
 
@@ -330,9 +357,12 @@ async def request(
     expires_at: datetime | None,
     now: datetime,
     actor: str,
+    data_window_from: datetime | None = None,
 ) -> RequestView:
     """A partner asks the member for consent; the member decides in the portal."""
     validate_expiry(permissions, expires_at, now, "expiresAt")
+    if data_window_from is not None and data_window_from > now:
+        raise DomainError("INVALID_INPUT", "the data window must start in the past", "dataWindowFrom")
     if not 1 <= len(purposes) <= 10 or any(not p.strip() or len(p) > 200 for p in purposes):
         raise DomainError(
             "INVALID_INPUT", "say what the data is for: 1 to 10 purposes, 200 characters each", "purposes"
@@ -350,6 +380,7 @@ async def request(
             permissions=sorted(permissions),
             purposes=purposes,
             expires_at=expires_at,
+            data_window_from=data_window_from,
             created_at=now,
         )
     )
@@ -368,6 +399,7 @@ _REQUESTS = select(
     consent_request.c.permissions,
     consent_request.c.purposes,
     consent_request.c.expires_at,
+    consent_request.c.data_window_from,
     consent_request.c.created_at,
 ).join(partner, partner.c.id == consent_request.c.partner_id)
 
@@ -440,6 +472,7 @@ async def decide(
         now=now,
         purposes=list(row.purposes),
         expires_at=row.expires_at,
+        data_window_from=row.data_window_from,
     )
 
 

@@ -156,6 +156,7 @@ class Consent:
     permissions: list[str]
     purposes: list[str]
     expires_at: dt.datetime | None
+    data_window_from: dt.datetime | None = strawberry.field(description="No data older than this is shared")
     version: int
     updated_at: dt.datetime
 
@@ -167,6 +168,7 @@ class Consent:
             permissions=view.permissions,
             purposes=view.purposes,
             expires_at=view.expires_at,
+            data_window_from=view.data_window_from,
             version=view.version,
             updated_at=view.updated_at,
         )
@@ -186,6 +188,7 @@ class ConsentErrorCode(Enum):
     INVALID_INPUT = "INVALID_INPUT"
     MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
     EXPIRY_REQUIRED = "EXPIRY_REQUIRED"
+    CONSENT_NOT_ACTIVE = "CONSENT_NOT_ACTIVE"
 
 
 @strawberry.type
@@ -203,11 +206,26 @@ class RequestConsentInput:
     expires_at: dt.datetime | None = strawberry.field(
         default=None, description="When the consent ends; required for health-related permissions"
     )
+    data_window_from: dt.datetime | None = strawberry.field(
+        default=None, description="Ask only for data from this date on (e.g. purchases since the policy started)"
+    )
 
 
 @strawberry.type
 class RequestConsentPayload:
     consent_request: ConsentRequest | None
+    errors: list[ConsentError]
+
+
+@strawberry.input
+class RevokeConsentInput:
+    member_id: strawberry.ID
+    reason: str | None = None
+
+
+@strawberry.type
+class RevokeConsentPayload:
+    consent: Consent | None
     errors: list[ConsentError]
 
 
@@ -307,6 +325,37 @@ class MemberQueries:
 @strawberry.type
 class MemberMutations:
     @strawberry.mutation(
+        extensions=scoped("consent:request"),
+        description="End your own consent with a member (they asked you to); you no longer see them.",
+    )
+    async def revoke_consent(self, info: Info, input: RevokeConsentInput) -> RevokeConsentPayload:
+        ctx = info.context
+        assert ctx.principal is not None
+        if input.reason is not None and len(input.reason) > 200:
+            error = ConsentError(field="reason", message="at most 200 characters", code=ConsentErrorCode.INVALID_INPUT)
+            return RevokeConsentPayload(consent=None, errors=[error])
+        try:
+            async with ctx.hub.db.write() as conn:
+                member_id = await service.linked_member_id(conn, ctx.partner_id, str(input.member_id))
+                if member_id is None:
+                    raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
+                await consent_service.revoke_by_partner(
+                    conn,
+                    ctx.partner_id,
+                    member_id,
+                    reason=input.reason,
+                    now=ctx.now,
+                    actor=f"partner:{ctx.principal.partner.public_id}",
+                )
+                [view] = await consent_service.of_member(conn, member_id, ctx.now, partner_id=ctx.partner_id)
+        except DomainError as error:
+            return RevokeConsentPayload(
+                consent=None,
+                errors=[ConsentError(field=error.field, message=error.message, code=ConsentErrorCode[error.code])],
+            )
+        return RevokeConsentPayload(consent=Consent.of(view), errors=[])
+
+    @strawberry.mutation(
         extensions=scoped("consent:request"), description="Ask a member for consent; they decide in the portal."
     )
     async def request_consent(self, info: Info, input: RequestConsentInput) -> RequestConsentPayload:
@@ -327,6 +376,7 @@ class MemberMutations:
                     expires_at=input.expires_at,
                     now=ctx.now,
                     actor=f"partner:{ctx.principal.partner.public_id}",
+                    data_window_from=input.data_window_from,
                 )
         except DomainError as error:
             return RequestConsentPayload(
