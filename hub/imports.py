@@ -31,6 +31,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.consent.service import Evidence
+from hub.db import among
 from hub.errors import DomainError
 from hub.members import bulk as members_bulk
 from hub.members import service as members
@@ -286,7 +287,7 @@ async def _commit(
             rows = await conn.execute(
                 select(member_link.c.external_id, member_link.c.pairwise_id).where(
                     member_link.c.partner_id == partner_id,
-                    bulk.among(conn.dialect.name, member_link.c.external_id, wanted),
+                    among(conn.dialect.name, member_link.c.external_id, wanted),
                 )
             )
             pairwise = {r.external_id: r.pairwise_id for r in rows}

@@ -15,12 +15,13 @@ from hub.activities.models import activity
 from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
+from hub.members.service import consented_member
 from hub.partners.models import partner_terms
 from hub.points import ledger
 from hub.points.models import ledger_txn
 from hub.points.policy import PointsPolicy
 from hub.programme.config import ACTIVITY_KINDS, Programme
-from hub.purchases.service import CLOCK_SKEW, lock_member, request_hash, resolve_member
+from hub.purchases.service import CLOCK_SKEW, lock_member, request_hash
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ async def record(
     if rule is None:
         raise DomainError("ACTIVITY_NOT_ALLOWED", f"the programme grants nothing for {cmd.kind} at that date", "kind")
 
-    view = await resolve_member(conn, partner_id, cmd.member_id, "activity:write", now)
+    view = await consented_member(conn, partner_id, cmd.member_id, "activity:write", now)
     await lock_member(conn, view.member_id)
     local = cmd.occurred_at.astimezone(policy.zone)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -112,10 +113,11 @@ async def record(
 
     room = min(rule.per_day - await granted_since(day, 1), rule.per_week - await granted_since(week, 7))
     granted = max(0, min(rule.points, room))
+    public_id = new_id("act", 12)
     activity_id = await conn.scalar(
         insert(activity)
         .values(
-            public_id=new_id("act", 12),
+            public_id=public_id,
             partner_id=partner_id,
             member_id=view.member_id,
             kind=cmd.kind,
@@ -147,7 +149,6 @@ async def record(
         )
         txn_pk = await conn.scalar(select(ledger_txn.c.id).where(ledger_txn.c.public_id == earned.public_id))
         await conn.execute(update(activity).where(activity.c.id == activity_id).values(earn_txn_id=txn_pk))
-    row = (await conn.execute(select(activity).where(activity.c.id == activity_id))).one()
     await outbox.record(
         conn,
         "activity.recorded",
@@ -155,10 +156,10 @@ async def record(
         member_id=view.member_id,
         partner_id=partner_id,
         payload={
-            "activityId": row.public_id,
+            "activityId": public_id,
             "kind": cmd.kind,
             "pointsGranted": granted,
             "pointsCapped": rule.points - granted,
         },
     )
-    return _view(row)
+    return Activity(public_id, cmd.kind, cmd.reference, granted, rule.points - granted)

@@ -49,10 +49,8 @@ from hub.auth.scopes import PARTNER_SCOPES, format_scopes, parse
 from hub.auth.tokens import InvalidToken, decode_access_token, unverified_claims
 from hub.clock import Clock
 from hub.config import Settings
-from hub.consent.models import consent
-from hub.consent.service import is_active
 from hub.ids import secret_hash
-from hub.members.models import member, member_link
+from hub.members import service as members
 from hub.partners.models import client_secret, oauth_client, partner
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -503,24 +501,12 @@ class HubAuthorizationServer(AuthorizationServer):
 
     def member_grant(self, member_id: int, consent_pk: int, client: Client) -> MemberGrant | None:
         """The member as the client's partner knows them, if the member is active and the consent in force."""
-        row = self.conn.execute(
-            select(member_link.c.pairwise_id, consent.c.public_id, consent.c.permissions)
-            .join(member, member.c.id == member_link.c.member_id)
-            .join(
-                consent,
-                (consent.c.member_id == member_link.c.member_id) & (consent.c.partner_id == member_link.c.partner_id),
-            )
-            .where(
-                member_link.c.member_id == member_id,
-                member_link.c.partner_id == client.partner_pk,
-                consent.c.id == consent_pk,
-                member.c.status == "active",
-                is_active(self.clock.now()),
-            )
-        ).one_or_none()
-        if row is None:
+        # The same statement every member read runs: link, active member, consent in force.
+        params = {"partner_id": client.partner_pk, "member_id": member_id, "now": self.clock.now()}
+        row = self.conn.execute(members.BY_MEMBER_ID, params).one_or_none()
+        if row is None or row.consent_pk != consent_pk:
             return None
-        return MemberGrant(member_id, row.pairwise_id, consent_pk, row.public_id, frozenset(row.permissions))
+        return MemberGrant(member_id, row.pairwise_id, consent_pk, row.consent_public_id, frozenset(row.permissions))
 
     def revoke_grant_after(self, grant_id: str) -> None:
         self.grants_to_revoke.append(grant_id)

@@ -8,7 +8,7 @@ the very next request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, and_, insert, or_, select, update
@@ -27,6 +27,14 @@ CHANNELS = ("POS", "APP", "WEB", "PAPER", "IMPORT")
 POLICY_VERSION = "portal-2026-11"
 # Permissions that reveal health: pharmacy purchases, health activities and the points granted for them.
 HEALTH_PERMISSIONS = frozenset({"purchases:read", "activity:write", "points:grant"})
+# Consent given through a partner's app to health-related data lasts this long unless the member revokes it.
+HEALTH_CONSENT_TTL = timedelta(days=180)
+
+
+@dataclass(frozen=True)
+class Granted:
+    pk: int
+    public_id: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,7 @@ async def grant(
     purposes: list[str] | None = None,
     expires_at: datetime | None = None,
     data_window_from: datetime | None = None,
-) -> str:
+) -> Granted:
     """Record the member's consent to a partner (a new one, or a new version of the existing one)."""
     current = (
         await conn.execute(
@@ -155,7 +163,8 @@ async def grant(
         partner_id=partner_id,
         payload={"consentId": public_id, "permissions": granted},
     )
-    return public_id
+    assert consent_pk is not None
+    return Granted(int(consent_pk), public_id)
 
 
 def _change_kind(status: str, before: frozenset[str], after: frozenset[str]) -> str:
@@ -293,14 +302,21 @@ async def revoke_by_partner(
     return str(row.public_id)
 
 
-async def _end(conn: AsyncConnection, row: Any, kind: str, actor: str, now: datetime, **evidence: Any) -> None:
-    if row.status != "AUTHORISED":
-        raise DomainError("CONSENT_NOT_ACTIVE", "this consent is not in force", "consentId")
+async def close(
+    conn: AsyncConnection, row: Any, status: str, kind: str, actor: str, now: datetime, **evidence: Any
+) -> None:
+    """End a consent (revoked, expired, erased): a new version, its event, and its member tokens revoked."""
     await conn.execute(
-        update(consent).where(consent.c.id == row.id).values(status="REVOKED", version=row.version + 1, updated_at=now)
+        update(consent).where(consent.c.id == row.id).values(status=status, version=row.version + 1, updated_at=now)
     )
     await append_event(conn, row, kind, actor, [], now, **evidence)
     await revoke_tokens(conn, now, consent_id=row.id)
+
+
+async def _end(conn: AsyncConnection, row: Any, kind: str, actor: str, now: datetime, **evidence: Any) -> None:
+    if row.status != "AUTHORISED":
+        raise DomainError("CONSENT_NOT_ACTIVE", "this consent is not in force", "consentId")
+    await close(conn, row, "REVOKED", kind, actor, now, **evidence)
     await outbox.record(
         conn,
         "consent.revoked",
@@ -338,13 +354,12 @@ async def narrow(
     )
 
 
-async def revoke_tokens(
-    conn: AsyncConnection, now: datetime, *, consent_id: int | None = None, member_id: int | None = None
-) -> None:
-    """Revoke the member-delegated access and refresh tokens of one consent, or of every consent of a member."""
+async def revoke_tokens(conn: AsyncConnection, now: datetime, *, consent_id: int) -> None:
+    """Revoke the member-delegated access and refresh tokens issued under one consent."""
     for table in (access_token, refresh_token):
-        where = table.c.consent_id == consent_id if consent_id is not None else table.c.member_id == member_id
-        await conn.execute(update(table).where(where, table.c.revoked_at.is_(None)).values(revoked_at=now))
+        await conn.execute(
+            update(table).where(table.c.consent_id == consent_id, table.c.revoked_at.is_(None)).values(revoked_at=now)
+        )
 
 
 async def request(
@@ -451,18 +466,8 @@ async def decide(
         if current is not None:
             await append_event(conn, current, "rejected", actor, [], now, requestId=request_public_id)
         return
-    existing = (
-        await conn.execute(
-            select(consent.c.status, consent.c.permissions, consent.c.expires_at).where(
-                consent.c.member_id == member_id, consent.c.partner_id == row.partner_id
-            )
-        )
-    ).one_or_none()
-    keep = (
-        frozenset(existing.permissions)
-        if existing is not None and _status(existing, now) == "AUTHORISED"
-        else frozenset()
-    )
+    current = await _in_force(conn, member_id, row.partner_id, now)
+    keep = frozenset(current.permissions) if current is not None else frozenset()
     await grant(
         conn,
         member_id=member_id,
@@ -476,6 +481,45 @@ async def decide(
     )
 
 
+async def _in_force(conn: AsyncConnection, member_id: int, partner_id: int, now: datetime) -> Any | None:
+    """The member's consent to the partner if it authorises access now."""
+    row = (
+        await conn.execute(
+            select(consent.c.status, consent.c.permissions, consent.c.expires_at).where(
+                consent.c.member_id == member_id, consent.c.partner_id == partner_id
+            )
+        )
+    ).one_or_none()
+    return row if row is not None and _status(row, now) == "AUTHORISED" else None
+
+
+async def authorise_app(
+    conn: AsyncConnection, *, member_id: int, partner_id: int, chosen: frozenset[str], app_name: str, now: datetime
+) -> tuple[Granted, frozenset[str]]:
+    """The member allowed a partner's app `chosen` on the consent screen: the consent in force gains them.
+
+    Its expiry stays; a consent that had none gets `HEALTH_CONSENT_TTL` once it covers health-related data.
+    Returns the consent and its permissions now.
+    """
+    current = await _in_force(conn, member_id, partner_id, now)
+    permissions = (frozenset(current.permissions) if current is not None else frozenset()) | chosen
+    if current is not None and current.expires_at is not None:
+        expires_at: datetime | None = current.expires_at
+    else:
+        expires_at = now + HEALTH_CONSENT_TTL if permissions & HEALTH_PERMISSIONS else None
+    granted = await grant(
+        conn,
+        member_id=member_id,
+        partner_id=partner_id,
+        permissions=permissions,
+        evidence=Evidence(policy_version=POLICY_VERSION, channel="APP", actor="member"),
+        now=now,
+        purposes=[f"app:{app_name}"],
+        expires_at=expires_at,
+    )
+    return granted, permissions
+
+
 async def expire_due(conn: AsyncConnection, now: datetime) -> int:
     """Write down consents whose expiry has passed (access already stopped at that instant): status and event."""
     rows = (
@@ -484,13 +528,7 @@ async def expire_due(conn: AsyncConnection, now: datetime) -> int:
         )
     ).all()
     for row in rows:
-        await conn.execute(
-            update(consent)
-            .where(consent.c.id == row.id)
-            .values(status="EXPIRED", version=row.version + 1, updated_at=now)
-        )
-        await append_event(conn, row, "expired", "hub", [], now)
-        await revoke_tokens(conn, now, consent_id=row.id)
+        await close(conn, row, "EXPIRED", "expired", "hub", now)
         await outbox.record(
             conn,
             "consent.expired",

@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.consent import service as consents
 from hub.consent.models import consent, consent_event
+from hub.db import among, bulk_insert, reserve_ids
 from hub.errors import DomainError
 from hub.events.models import event
 from hub.ids import new_ids
 from hub.members import service
 from hub.members.models import member, member_link
-from hub.purchases.bulk import among, bulk_insert, reserve_ids
 
 
 async def enrol_many(

@@ -122,13 +122,7 @@ async def erase(conn: AsyncConnection, member_id: int, *, now: datetime) -> None
         .values(status="erased", name=None, phone=None, birthday=None)
     )
     for row in (await conn.execute(select(consent).where(consent.c.member_id == member_id))).all():
-        await conn.execute(
-            update(consent)
-            .where(consent.c.id == row.id)
-            .values(status="REVOKED", version=row.version + 1, updated_at=now)
-        )
-        await consents.append_event(conn, row, "erased", "member", [], now)
-    await consents.revoke_tokens(conn, now, member_id=member_id)
+        await consents.close(conn, row, "REVOKED", "erased", "member", now)
     await conn.execute(
         update(member_session)
         .where(member_session.c.member_id == member_id, member_session.c.revoked_at.is_(None))

@@ -8,6 +8,7 @@ SQL, so "not linked", "not consented" and "does not exist" all look the same: no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub import cursors
 from hub.consent import service as consents
 from hub.consent.models import consent
-from hub.db import UtcDateTime
+from hub.db import UtcDateTime, among
 from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
@@ -69,6 +70,7 @@ _VISIBLE = (
         member_link.c.created_at.label("member_since"),
         consent.c.permissions,
         consent.c.id.label("consent_pk"),
+        consent.c.public_id.label("consent_public_id"),
     )
     .select_from(member_link)
     .join(member, member.c.id == member_link.c.member_id)
@@ -84,7 +86,8 @@ _VISIBLE = (
 )
 _BY_PAIRWISE_ID = _VISIBLE.where(member_link.c.pairwise_id == bindparam("pairwise_id"))
 _BY_EXTERNAL_ID = _VISIBLE.where(member_link.c.external_id == bindparam("external_id"))
-_BY_MEMBER_ID = _VISIBLE.where(member.c.id == bindparam("member_id"))
+# Public: the authorization server runs it too (synchronously) before issuing member-delegated tokens.
+BY_MEMBER_ID = _VISIBLE.where(member.c.id == bindparam("member_id"))
 
 
 def _view(row: object) -> MemberView:
@@ -104,6 +107,27 @@ async def by_pairwise_id(conn: AsyncConnection, partner_id: int, pairwise_id: st
     params = {"partner_id": partner_id, "now": now, "pairwise_id": pairwise_id}
     row = (await conn.execute(_BY_PAIRWISE_ID, params)).one_or_none()
     return None if row is None else _view(row)
+
+
+async def by_pairwise_ids(
+    conn: AsyncConnection, partner_id: int, pairwise_ids: Iterable[str], now: datetime
+) -> dict[str, MemberView]:
+    """`by_pairwise_id` for a whole batch (imports): the same rule, one statement."""
+    query = _VISIBLE.where(among(conn.dialect.name, member_link.c.pairwise_id, pairwise_ids))
+    rows = await conn.execute(query, {"partner_id": partner_id, "now": now})
+    return {row.pairwise_id: _view(row) for row in rows}
+
+
+async def consented_member(
+    conn: AsyncConnection, partner_id: int, pairwise_id: str, permission: str, now: datetime
+) -> MemberView:
+    """The member a command names, if the partner may reach them and they consented to `permission`."""
+    view = await by_pairwise_id(conn, partner_id, pairwise_id, now)
+    if view is None:
+        raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
+    if permission not in view.permissions:
+        raise DomainError("CONSENT_REQUIRED", f"the member has not consented to {permission!r} for you", "memberId")
+    return view
 
 
 async def by_external_id(conn: AsyncConnection, partner_id: int, external_id: str, now: datetime) -> MemberView | None:
@@ -241,7 +265,7 @@ async def _link(conn: AsyncConnection, partner_id: int, member_id: int, external
 async def by_member_id(conn: AsyncConnection, partner_id: int, member_id: int, now: datetime) -> MemberView | None:
     """The member as the partner may see it now, by the hub's internal id (for rows that carry it)."""
     params = {"partner_id": partner_id, "now": now, "member_id": member_id}
-    row = (await conn.execute(_BY_MEMBER_ID, params)).one_or_none()
+    row = (await conn.execute(BY_MEMBER_ID, params)).one_or_none()
     return None if row is None else _view(row)
 
 

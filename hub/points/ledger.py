@@ -325,12 +325,7 @@ def _retryable(exc: DBAPIError) -> bool:
 
 # -- members ---------------------------------------------------------------------------------------------------------
 async def _member(conn: AsyncConnection, partner_id: int, pairwise_id: str, permission: str, now: datetime) -> int:
-    view = await members.by_pairwise_id(conn, partner_id, pairwise_id, now)
-    if view is None:
-        raise LedgerError("MEMBER_NOT_FOUND", "no such member", "memberId")
-    if permission not in view.permissions:
-        raise LedgerError("CONSENT_REQUIRED", f"the member has not consented to {permission!r} for you", "memberId")
-    return view.member_id
+    return (await members.consented_member(conn, partner_id, pairwise_id, permission, now)).member_id
 
 
 def _check_points(points: int, field: str = "points") -> None:

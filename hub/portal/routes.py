@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +28,6 @@ from hub.auth.scopes import format_scopes, parse
 from hub.auth.server import HubAuthorizationServer, MemberGrant, StarletteOAuth2Request
 from hub.consent import access_log as access_logs
 from hub.consent import service as consents
-from hub.consent.models import consent
 from hub.errors import DomainError
 from hub.members import privacy, signin
 from hub.members import service as members
@@ -45,8 +43,6 @@ log = logging.getLogger("hub.portal")
 SESSION_COOKIE = "hub_session"
 LOGIN_CSRF_COOKIE = "hub_login_csrf"
 LANG_COOKIE = "hub_lang"
-# Consent given through a partner's app to health-related data lasts this long unless the member revokes it.
-HEALTH_CONSENT_TTL = timedelta(days=180)
 
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -465,42 +461,19 @@ async def authorize(request: Request) -> Response:
             )
         now = hub.clock.now()
         pairwise_id = await members.link_for_consent(conn, client.partner_pk, session.member_id, now)
-        current = (
-            await conn.execute(
-                select(consent.c.permissions, consent.c.status, consent.c.expires_at).where(
-                    consent.c.member_id == session.member_id, consent.c.partner_id == client.partner_pk
-                )
-            )
-        ).one_or_none()
-        in_force = (
-            current is not None
-            and current.status == "AUTHORISED"
-            and (current.expires_at is None or current.expires_at > now)
-        )
-        permissions = (frozenset(current.permissions) if in_force and current else frozenset()) | chosen
-        expires_at = (
-            current.expires_at
-            if in_force and current and current.expires_at
-            else now + HEALTH_CONSENT_TTL
-            if permissions & consents.HEALTH_PERMISSIONS
-            else None
-        )
-        consent_public_id = await consents.grant(
+        granted, permissions = await consents.authorise_app(
             conn,
             member_id=session.member_id,
             partner_id=client.partner_pk,
-            permissions=permissions,
-            evidence=consents.Evidence(policy_version=consents.POLICY_VERSION, channel="APP", actor="member"),
+            chosen=chosen,
+            app_name=client.name,
             now=now,
-            purposes=[f"app:{client.name}"],
-            expires_at=expires_at,
         )
-        consent_pk = await conn.scalar(select(consent.c.id).where(consent.c.public_id == consent_public_id))
         user = MemberGrant(
             member_id=session.member_id,
             pairwise_id=pairwise_id,
-            consent_pk=int(consent_pk or 0),
-            consent_public_id=consent_public_id,
+            consent_pk=granted.pk,
+            consent_public_id=granted.public_id,
             permissions=permissions,
             scope=format_scopes(chosen),
         )

@@ -10,25 +10,22 @@ and a member carrying a debt lot (an available earn repays it). `tests/test_impo
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, Table, bindparam, func, insert, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.consent import service as consents
-from hub.consent.models import consent
-from hub.db import UtcDateTime
+from hub.db import UtcDateTime, among, bulk_insert, reserve_ids
 from hub.errors import DomainError
 from hub.events.models import event
 from hub.ids import new_ids
-from hub.members.models import member, member_link
+from hub.members import service as members_service
+from hub.members.models import member
 from hub.partners.models import partner_terms
 from hub.points import ledger
 from hub.points.models import (
@@ -63,15 +60,6 @@ class _Ids:
         return self.pool.pop()
 
 
-def among(dialect: str, column: Any, values: Iterable[Any]) -> Any:
-    """`column IN values`. On PostgreSQL as `IN (SELECT unnest(:array))`: one parameter instead of thousands
-    rendered, and a hashed semi-join (a plain `= ANY(:array)` compares every scanned row with every element)."""
-    items = list(values)
-    if dialect == "postgresql":
-        return column.in_(select(func.unnest(bindparam(None, items, type_=ARRAY(column.type)))).scalar_subquery())
-    return column.in_(items)
-
-
 @dataclass
 class _Member:
     member_id: int
@@ -79,7 +67,6 @@ class _Member:
     level: int
     growth: int
     grace_until: datetime | None
-    has_row: bool
     since: datetime | None = None
     review_at: datetime | None = None
     birthday_gift_year: int | None = None
@@ -121,8 +108,8 @@ async def record_many(
 
     fallback = await _billing(conn, partner_id) == "prepaid"
     replays = await _replays(conn, partner_id, [p[0] for p in prepared.values()])
-    views = await _members(conn, partner_id, {p[0].member_id for p in prepared.values()}, now)
-    in_debt = await _in_debt(conn, {v[0] for v in views.values()})
+    views = await members_service.by_pairwise_ids(conn, partner_id, {p[0].member_id for p in prepared.values()}, now)
+    in_debt = await _in_debt(conn, {v.member_id for v in views.values()})
     slow: list[int] = []
     fresh: list[int] = []
     seen: dict[str, str] = {}  # reference or key -> request hash, within the batch
@@ -145,23 +132,23 @@ async def record_many(
         if view is None:
             errors[i] = DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
             continue
-        if "purchases:write" not in view[2]:
+        if "purchases:write" not in view.permissions:
             errors[i] = DomainError(
                 "CONSENT_REQUIRED", "the member has not consented to 'purchases:write' for you", "memberId"
             )
             continue
         seen["key:" + cmd.idempotency_key] = seen["ref:" + cmd.reference] = digest
-        (slow if fallback or view[0] in in_debt else fresh).append(i)
+        (slow if fallback or view.member_id in in_debt else fresh).append(i)
 
     if fresh:
-        locked = sorted({views[prepared[i][0].member_id][0] for i in fresh})
+        birthdays = {view.member_id: view.birthday for view in (views[prepared[i][0].member_id] for i in fresh)}
         await conn.execute(
             select(member.c.id)
-            .where(among(conn.dialect.name, member.c.id, locked))
+            .where(among(conn.dialect.name, member.c.id, birthdays))
             .order_by(member.c.id)
             .with_for_update()
         )
-        members = await _states(conn, {views[prepared[i][0].member_id][0] for i in fresh}, programme, now, policy)
+        members = await _states(conn, birthdays, programme, now, policy)
         rows = _compute(partner_id, [prepared[i] for i in fresh], views, members, now, programme, policy)
         await _write(conn, partner_id, rows, members, now)
     for i in slow:  # in order, through the one-by-one path, each in a savepoint
@@ -200,27 +187,6 @@ async def _replays(
     return replays
 
 
-async def _members(
-    conn: AsyncConnection, partner_id: int, pairwise_ids: set[str], now: datetime
-) -> dict[str, tuple[int, Any, frozenset[str]]]:
-    """pairwise id -> (member id, birthday, consented permissions), for members the partner may reach."""
-    rows = await conn.execute(
-        select(member_link.c.pairwise_id, member.c.id, member.c.birthday, consent.c.permissions)
-        .join(member, member.c.id == member_link.c.member_id)
-        .join(
-            consent,
-            (consent.c.member_id == member_link.c.member_id) & (consent.c.partner_id == member_link.c.partner_id),
-        )
-        .where(
-            member_link.c.partner_id == partner_id,
-            among(conn.dialect.name, member_link.c.pairwise_id, pairwise_ids),
-            member.c.status == "active",
-            consents.is_active(now),
-        )
-    )
-    return {r.pairwise_id: (r.id, r.birthday, frozenset(r.permissions)) for r in rows}
-
-
 async def _in_debt(conn: AsyncConnection, member_ids: set[int]) -> set[int]:
     rows = await conn.scalars(
         select(point_lot.c.member_id)
@@ -235,8 +201,10 @@ async def _in_debt(conn: AsyncConnection, member_ids: set[int]) -> set[int]:
 
 
 async def _states(
-    conn: AsyncConnection, member_ids: set[int], programme: Programme, now: datetime, policy: PointsPolicy
+    conn: AsyncConnection, birthdays: dict[int, Any], programme: Programme, now: datetime, policy: PointsPolicy
 ) -> dict[int, _Member]:
+    """Tier and growth of each member (by id, with their birthday) before the batch."""
+    member_ids = set(birthdays)
     tiers_now = programme.at(now).tiers
     start = tiers.window_start(tiers_now, now, policy.zone)
     growth_query = (
@@ -253,13 +221,6 @@ async def _states(
             select(member_tier).where(among(conn.dialect.name, member_tier.c.member_id, member_ids))
         )
     }
-    birthdays = dict(
-        (
-            await conn.execute(
-                select(member.c.id, member.c.birthday).where(among(conn.dialect.name, member.c.id, member_ids))
-            )
-        ).all()
-    )
     states = {}
     for member_id in member_ids:
         row = rows.get(member_id)
@@ -269,7 +230,6 @@ async def _states(
             level=row.level if row else 0,
             growth=growth.get(member_id, 0),
             grace_until=row.grace_until if row else None,
-            has_row=row is not None,
             since=row.since if row else None,
             review_at=row.review_at if row else None,
             birthday_gift_year=row.birthday_gift_year if row else None,
@@ -280,7 +240,7 @@ async def _states(
 def _compute(
     partner_id: int,
     batch: list[tuple[service.RecordPurchase, list[earning.Line], str]],
-    views: dict[str, tuple[int, Any, frozenset[str]]],
+    views: dict[str, members_service.MemberView],
     members: dict[int, _Member],
     now: datetime,
     programme: Programme,
@@ -294,7 +254,7 @@ def _compute(
     issuing = ledger.partner_account(PARTNER_ISSUING, partner_id).code
     review = tiers.next_review(now, zone)
     for cmd, lines, digest in batch:
-        state = members[views[cmd.member_id][0]]
+        state = members[views[cmd.member_id].member_id]
         version = programme.at(cmd.occurred_at)
         level = version.tiers.by_number(state.level)
         birthday = earning.in_birthday_month(state.birthday, cmd.occurred_at, zone)
@@ -442,37 +402,6 @@ def _event(
     type_: str, member_id: int, partner_id: int | None, payload: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     return {"type": type_, "member_id": member_id, "partner_id": partner_id, "payload": payload, "occurred_at": now}
-
-
-async def reserve_ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
-    """Ids for rows other rows must point at before they are written."""
-    if not count:
-        return []
-    if conn.dialect.name == "postgresql":
-        sequence = f"{table.name}_id_seq"
-        found = await conn.scalars(
-            select(func.nextval(bindparam("sequence", sequence))).select_from(func.generate_series(1, count))
-        )
-        return list(found.all())
-    # SQLite: the write transaction began IMMEDIATE, so no one else can take these ids meanwhile.
-    top = int(await conn.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0)
-    return list(range(top + 1, top + 1 + count))
-
-
-_JSON_COLUMNS = {"payload", "permissions", "purposes", "evidence", "previous_permissions"}
-
-
-async def bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if conn.dialect.name != "postgresql":
-        await conn.execute(insert(table), rows)
-        return
-    columns = list(rows[0])
-    json_columns = {c for c in columns if c in _JSON_COLUMNS}
-    raw = await conn.get_raw_connection()
-    records = [tuple(json.dumps(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
-    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)  # type: ignore[union-attr]
 
 
 def _account_upsert(dialect: str) -> Any:

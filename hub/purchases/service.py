@@ -189,17 +189,6 @@ async def lock_member(conn: AsyncConnection, member_id: int) -> None:
     await conn.execute(select(member.c.id).where(member.c.id == member_id).with_for_update())
 
 
-async def resolve_member(
-    conn: AsyncConnection, partner_id: int, pairwise_id: str, permission: str, now: datetime
-) -> members.MemberView:
-    view = await members.by_pairwise_id(conn, partner_id, pairwise_id, now)
-    if view is None:
-        raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
-    if permission not in view.permissions:
-        raise DomainError("CONSENT_REQUIRED", f"the member has not consented to {permission!r} for you", "memberId")
-    return view
-
-
 def validate(cmd: RecordPurchase, now: datetime) -> list[earning.Line]:
     """Everything about the request that needs no database; its lines in fen."""
     _check_key(cmd.idempotency_key)
@@ -227,7 +216,7 @@ async def record(
     if found is not None:
         return found
 
-    view = await resolve_member(conn, partner_id, cmd.member_id, "purchases:write", now)
+    view = await members.consented_member(conn, partner_id, cmd.member_id, "purchases:write", now)
     await lock_member(conn, view.member_id)
     zone = policy.zone
     version = programme.at(cmd.occurred_at)
@@ -236,10 +225,11 @@ async def record(
     per_line, points, qualifying = earning.earn(version, lines, level, birthday)
     amount = sum(line.amount for line in lines)
 
+    public_id = new_id("pur", 12)
     purchase_id = await conn.scalar(
         insert(purchase)
         .values(
-            public_id=new_id("pur", 12),
+            public_id=public_id,
             partner_id=partner_id,
             member_id=view.member_id,
             reference=cmd.reference,
@@ -292,16 +282,15 @@ async def record(
         txn_pk = await conn.scalar(select(ledger_txn.c.id).where(ledger_txn.c.public_id == earned.public_id))
         await conn.execute(update(purchase).where(purchase.c.id == purchase_id).values(earn_txn_id=txn_pk))
     await tiers.upgrade_if_due(conn, view.member_id, programme.at(now), now, zone)
-    row = (await conn.execute(select(purchase).where(purchase.c.id == purchase_id))).one()
     await outbox.record(
         conn,
         "purchase.recorded",
         now=now,
         member_id=view.member_id,
         partner_id=partner_id,
-        payload={"purchaseId": row.public_id, "reference": cmd.reference, "points": points},
+        payload={"purchaseId": public_id, "reference": cmd.reference, "points": points},
     )
-    return _view(row)
+    return Purchase(public_id, cmd.reference, view.member_id, points, qualifying, amount, 0)
 
 
 def _shares(remaining: list[int], amount: int) -> list[int]:

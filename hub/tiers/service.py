@@ -29,6 +29,7 @@ class TierState:
     grace_until: datetime | None
     review_at: datetime | None
     birthday_gift_year: int | None
+    stored: bool  # a member_tier row exists (none until the first upgrade)
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,10 @@ async def growth(conn: AsyncConnection, member_id: int, since: datetime | None) 
 async def state(conn: AsyncConnection, member_id: int) -> TierState:
     row = (await conn.execute(select(member_tier).where(member_tier.c.member_id == member_id))).one_or_none()
     if row is not None:
-        return TierState(row.level, row.since, row.grace_until, row.review_at, row.birthday_gift_year)
+        return TierState(row.level, row.since, row.grace_until, row.review_at, row.birthday_gift_year, True)
     joined = await conn.scalar(select(member.c.created_at).where(member.c.id == member_id))
     assert joined is not None, "tiers are asked only of members that exist"
-    return TierState(0, joined, None, None, None)
+    return TierState(0, joined, None, None, None, False)
 
 
 async def _set(conn: AsyncConnection, member_id: int, exists: bool, now: datetime, **values: object) -> None:
@@ -130,7 +131,6 @@ async def upgrade_if_due(
     """After a purchase: move up at once if growth reached a higher threshold; end a grace period if recovered."""
     tiers = version.tiers
     current = await state(conn, member_id)
-    exists = await conn.scalar(select(member_tier.c.member_id).where(member_tier.c.member_id == member_id))
     amount = await growth(conn, member_id, window_start(tiers, now, zone))
     reached = tiers.qualifying(Decimal(amount) / 100)
     held = tiers.by_number(current.level)
@@ -138,7 +138,7 @@ async def upgrade_if_due(
         reason = upgrade_reason(tiers, reached, amount)
         await _change(conn, member_id, held, reached, amount, reason, now)
         await _set(
-            conn, member_id, exists is not None, now,
+            conn, member_id, current.stored, now,
             level=reached.level, since=now, grace_until=None, review_at=next_review(now, zone),
         )  # fmt: skip
     elif current.grace_until is not None and reached.level >= held.level:
