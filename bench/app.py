@@ -23,8 +23,14 @@ async def raw_member(request: Request) -> Response:
     raw = request.headers.get("authorization", "").removeprefix("Bearer ")
     now = hub.clock.now()
     try:
-        async with hub.db.read() as conn:
-            principal = await authenticate(conn, raw, settings=hub.settings, keys=hub.keys, now=int(now.timestamp()))
+        principal = await authenticate(
+            hub.db,
+            raw,
+            settings=hub.settings,
+            keys=hub.keys,
+            token_states=hub.token_states,
+            now=int(now.timestamp()),
+        )
     except InvalidToken as exc:
         return JSONResponse({"error": "invalid_token", "error_description": str(exc)}, status_code=401)
     if not principal.has("member:read"):

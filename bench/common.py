@@ -136,6 +136,6 @@ async def seed_partner(settings: Settings, count: int, scopes: set[str], permiss
             )
             enrolled = await members.enrol(conn, partner.id, enrolment, now=now, default_region="CN")
             ids.append(enrolled.member.pairwise_id)
-    await hub.db.dispose()
+    await hub.close()
     assert client.client_secret is not None
     return Seeded(client.client_id, client.client_secret, partner.id, ids)

@@ -48,7 +48,7 @@ async def logged_reads(settings: Settings) -> int:
     hub = Hub.create(settings)
     async with hub.db.read() as conn:
         count = await conn.scalar(select(func.count()).select_from(access_log))
-    await hub.db.dispose()
+    await hub.close()
     return int(count or 0)
 
 

@@ -75,7 +75,7 @@ async def seed(settings: Settings, count: int) -> tuple[str, str, list[str]]:
         async with hub.db.write() as conn:
             earn = ledger.Earn(pairwise_id, 100_000_000, None, None, None, f"seed-{i}")
             await ledger.earn(conn, seeded.partner_pk, earn, now, settings.points_policy)
-    await hub.db.dispose()
+    await hub.close()
     return seeded.client_id, seeded.client_secret, seeded.member_ids
 
 
@@ -84,7 +84,7 @@ async def check(settings: Settings) -> tuple[int, list[str]]:
     async with hub.db.read() as conn:
         redeemed = await conn.scalar(select(func.count()).select_from(ledger_txn).where(ledger_txn.c.kind == "redeem"))
         problems = await verify(conn)
-    await hub.db.dispose()
+    await hub.close()
     return int(redeemed or 0), problems
 
 

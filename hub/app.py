@@ -1,113 +1,28 @@
 """The ASGI application: OAuth endpoints, the authenticated GraphQL endpoint, health and the published SDL.
 
-A GraphQL request flows: bearer token → `authenticate` (signature, claims, then one SQL statement for
-revocation and client/partner state) → strawberry with a `Context` (hub, principal, one `now`) → resolvers, each
-guarded by a scope permission, calling domain services that apply consent in SQL.
+A GraphQL request flows: bearer token → `authenticate` (signature, claims, then revocation and client/partner
+state, cached per process for partner tokens until PostgreSQL reports a change) → `hub.graphql_http` → strawberry
+with a `Context` (hub, principal, one `now`) → resolvers, each guarded by a scope permission, calling domain
+services that apply consent in SQL.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 
 from hub.auth import routes as oauth_routes
-from hub.auth.principal import Principal, authenticate
-from hub.auth.tokens import InvalidToken
 from hub.clock import Clock
 from hub.config import Settings
+from hub.graphql_http import GraphQLEndpoint
 from hub.portal import routes as portal_routes
-from hub.schema import build_schema
-from hub.schema.context import Context
 from hub.state import Hub
-
-_PRINCIPAL = "hub.principal"
-
-
-def _unauthorised(error: str, description: str, status: int = 401) -> Response:
-    return JSONResponse(
-        {
-            "error": error,
-            "error_description": description,
-            "errors": [{"message": description, "extensions": {"code": error.upper()}}],
-        },
-        status_code=status,
-        headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'},
-    )
-
-
-class HubGraphQL(GraphQL[Context, None]):
-    def __init__(self, hub: Hub) -> None:
-        super().__init__(
-            build_schema(hub.settings),
-            graphql_ide="graphiql" if hub.settings.development else None,
-            allow_queries_via_get=False,
-        )
-        self.hub = hub
-
-    async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(hub=self.hub, principal=request.scope.get(_PRINCIPAL), now=self.hub.clock.now())
-
-    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
-        # Parse errors never reach the schema extensions; masked errors lost their code on purpose.
-        response = await super().process_result(request, result)
-        errors: list[dict[str, Any]] = response.get("errors") or []  # type: ignore[assignment]
-        for error in errors:
-            extensions = error.setdefault("extensions", {})
-            if "code" not in extensions:
-                syntax = str(error.get("message", "")).startswith("Syntax Error")
-                extensions["code"] = "GRAPHQL_PARSE_FAILED" if syntax else "INTERNAL_SERVER_ERROR"
-        return response
-
-
-class GraphQLEndpoint:
-    """Authenticates the bearer token (if any) before strawberry sees the request: a bad token is a 401."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.graphql = HubGraphQL(hub)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope)
-        if "access_token" in request.query_params:
-            await _unauthorised("invalid_request", "send the access token in the Authorization header", 400)(
-                scope, receive, send
-            )
-            return
-        header = request.headers.get("authorization")
-        principal: Principal | None = None
-        if header is not None:
-            kind, _, raw = header.partition(" ")
-            if kind.lower() != "bearer" or not raw.strip():
-                await _unauthorised("invalid_request", "use 'Authorization: Bearer <access token>'")(
-                    scope, receive, send
-                )
-                return
-            try:
-                async with self.hub.db.read() as conn:
-                    principal = await authenticate(
-                        conn,
-                        raw.strip(),
-                        settings=self.hub.settings,
-                        keys=self.hub.keys,
-                        now=int(time.time()),  # token lifetimes are wall-clock time, like their iat/exp
-                    )
-            except InvalidToken as exc:
-                await _unauthorised("invalid_token", str(exc))(scope, receive, send)
-                return
-        scope[_PRINCIPAL] = principal
-        await self.graphql(scope, receive, send)
 
 
 async def health(request: Request) -> Response:
@@ -141,7 +56,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await hub.db.dispose()
+        await hub.close()
 
     app = Starlette(
         routes=[
@@ -155,5 +70,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
     )
     app.state.hub = hub
-    app.state.sdl = endpoint.graphql.schema.as_str()
+    app.state.sdl = endpoint.schema.as_str()
     return app

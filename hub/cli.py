@@ -57,7 +57,7 @@ def _run(work: Callable[[Hub], Awaitable[T]]) -> T:
         try:
             return await work(hub)
         finally:
-            await hub.db.dispose()
+            await hub.close()
 
     try:
         return asyncio.run(main())

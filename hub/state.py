@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.auth.keys import KeyStore
+from hub.auth.token_states import TokenStates
 from hub.clock import Clock
 from hub.config import Settings
 from hub.consent.access_log import AccessLog
@@ -20,6 +21,7 @@ class Hub:
     clock: Clock
     sms: SmsSender
     access_log: AccessLog
+    token_states: TokenStates
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> Hub:
@@ -31,4 +33,9 @@ class Hub:
             clock=clock or Clock(),
             sms=sender_for(settings.sms_gateway_url, settings.sms_gateway_token, settings.development),
             access_log=AccessLog(db),
+            token_states=TokenStates(settings.database_url),
         )
+
+    async def close(self) -> None:
+        await self.token_states.close()
+        await self.db.dispose()

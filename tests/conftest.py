@@ -132,7 +132,7 @@ def clock() -> FrozenClock:
 async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[Any]:
     application = create_app(settings, clock=clock)
     yield application
-    await application.state.hub.db.dispose()
+    await application.state.hub.close()
 
 
 @pytest.fixture(scope="session")

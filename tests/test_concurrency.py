@@ -48,7 +48,7 @@ async def crowd(fresh_database_url: str, settings: Settings) -> AsyncIterator[di
             http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes
         )
         yield {"hub": hub, "pharmacy": pharmacy, "url": fresh_database_url}
-    await hub.db.dispose()
+    await hub.close()
 
 
 async def stampede(attempt: Callable[[int], Awaitable[Any]]) -> list[Any]:

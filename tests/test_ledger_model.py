@@ -405,7 +405,7 @@ def machine_env(settings: Settings, tmp_path: Any) -> Any:
 
     yield {"loop": loop, "clock": clock, "app": app, "make_partner": make_partner}
     loop.run(http.aclose())
-    loop.run(app.state.hub.db.dispose())
+    loop.run(app.state.hub.close())
     loop.loop.close()
 
 

@@ -3,6 +3,7 @@ introspection, metadata and key rotation."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -12,9 +13,10 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, text, update
 
 from hub.auth.models import access_token
+from hub.db import sync_url
 from hub.partners import service as partners
 from hub.partners.models import client_secret, oauth_client
 from hub.state import Hub
@@ -352,15 +354,29 @@ async def test_a_client_cannot_revoke_or_introspect_another_clients_token(make_p
     assert body["active"] is True and body["client_id"] == owner.client_id and body["iss"] == ISSUER
 
 
+async def heard_of_changes(hub: Hub, since: int) -> None:
+    """Wait for PostgreSQL's notification of a change to reach this process's token cache (SQLite has none)."""
+    if not hub.token_states.listening:
+        return
+    deadline = time.monotonic() + 5
+    while hub.token_states.generation == since:
+        assert time.monotonic() < deadline, "no change notification arrived"
+        await asyncio.sleep(0.005)
+
+
 async def test_lowering_the_ceiling_narrows_live_tokens(make_partner: Any, hub: Hub) -> None:
     partner: PartnerClient = await make_partner(scopes="member:read points:read")
     token = await partner.token()
+    _, before = await graphql_status(partner.http, token)  # and now in the token cache, on PostgreSQL
+    assert before["data"]["viewer"]["scopes"] == ["member:read", "points:read"]
+    since = hub.token_states.generation
     async with hub.db.write() as conn:
         await conn.execute(
             update(oauth_client)
             .where(oauth_client.c.client_id == partner.client_id)
             .values(allowed_scopes="points:read")
         )
+    await heard_of_changes(hub, since)
     _, body = await graphql_status(partner.http, token)
     assert body["data"]["viewer"]["scopes"] == ["points:read"]
 
@@ -368,15 +384,72 @@ async def test_lowering_the_ceiling_narrows_live_tokens(make_partner: Any, hub: 
 async def test_disabled_client_tokens_stop_working(make_partner: Any, hub: Hub) -> None:
     partner: PartnerClient = await make_partner()
     token = await partner.token()
+    assert (await graphql_status(partner.http, token))[0] == 200
+    since = hub.token_states.generation
     async with hub.db.write() as conn:
         await conn.execute(
             update(oauth_client).where(oauth_client.c.client_id == partner.client_id).values(status="disabled")
         )
+    await heard_of_changes(hub, since)
     assert (await graphql_status(partner.http, token))[0] == 401
     refused = await partner.http.post(
         "/oauth/token", data={"grant_type": "client_credentials"}, auth=(partner.client_id, partner.client_secret)
     )
     assert refused.status_code == 401
+
+
+async def test_an_operators_sql_reaches_every_process_token_cache(make_partner: Any, hub: Hub) -> None:
+    """PostgreSQL: partner token state is cached per process and dropped on the triggers' notification."""
+    partner: PartnerClient = await make_partner()
+    token = await partner.token()
+    jti = claims_of(token)[1]["jti"]
+    assert (await graphql_status(partner.http, token))[0] == 200
+    if hub.db.backend != "postgresql":  # no notifications, so nothing may be cached
+        assert not hub.token_states.listening and hub.token_states.get(jti) is None
+        return
+    assert hub.token_states.listening and hub.token_states.get(jti) is not None
+    since = hub.token_states.generation
+    # Another connection, as an operator's psql session would be: no hub code runs.
+    engine = create_engine(sync_url(hub.db.url))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE partner SET status = 'suspended' WHERE public_id = :id"), {"id": partner.partner_id})
+    engine.dispose()
+    await heard_of_changes(hub, since)
+    assert hub.token_states.get(jti) is None
+    assert (await graphql_status(partner.http, token))[0] == 401
+
+
+async def test_a_lost_listener_turns_the_token_cache_off_until_it_is_back(make_partner: Any, hub: Hub) -> None:
+    if hub.db.backend != "postgresql":
+        pytest.skip("the token cache exists on PostgreSQL only")
+    partner: PartnerClient = await make_partner()
+    token = await partner.token()
+    assert (await graphql_status(partner.http, token))[0] == 200
+    assert hub.token_states.listening
+    engine = create_engine(sync_url(hub.db.url))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN %hub_token_state%'"
+            )
+        )
+    deadline = time.monotonic() + 5
+    while hub.token_states.listening:
+        assert time.monotonic() < deadline, "the hub did not notice its listener had gone"
+        await asyncio.sleep(0.01)
+    # Nothing is cached now: a revocation no notification announced is still seen on the next request.
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE access_token SET revoked_at = now() WHERE jti = :jti"), {"jti": claims_of(token)[1]["jti"]}
+        )
+    engine.dispose()
+    assert (await graphql_status(partner.http, token))[0] == 401
+    other = await make_partner()
+    while not hub.token_states.listening:  # requests bring the listener back (retried every few seconds)
+        assert time.monotonic() < deadline + 10, "the listener did not come back"
+        assert (await graphql_status(other.http, await other.token()))[0] == 200
+        await asyncio.sleep(0.1)
 
 
 async def test_issued_tokens_are_recorded_by_jti_only(make_partner: Any, hub: Hub) -> None:

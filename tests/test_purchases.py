@@ -286,7 +286,7 @@ async def test_mid_month_rule_change_applies_by_occurred_at(
             before = await buy(pharmacy, member_id, [line("10.00")], clock.now() - timedelta(days=11))
             after = await buy(pharmacy, member_id, [line("10.00")], clock.now() - timedelta(days=9))
     finally:
-        await app.state.hub.db.dispose()
+        await app.state.hub.close()
     assert before["purchase"]["pointsEarned"] == 10
     assert after["purchase"]["pointsEarned"] == 30
 

@@ -59,9 +59,40 @@ async def test_depth_limit(settings: Settings, make_partner: Any) -> None:
             json={"query": "query DepthProbe { members { edges { node { id } } } }"},
             headers={"Authorization": f"Bearer {token}"},
         )
-    await app.state.hub.db.dispose()
+    await app.state.hub.close()
     assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     assert "exceeds maximum operation depth" in response.json()["errors"][0]["message"]
+
+
+async def test_malformed_http_requests_are_refused_with_a_code(make_partner: Any) -> None:
+    partner: PartnerClient = await make_partner()
+    auth = {"Authorization": f"Bearer {await partner.token()}"}
+    json_type = {**auth, "Content-Type": "application/json"}
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        (
+            {"content": b"query=%7Bviewer%7Bscopes%7D%7D", "headers": {**auth, "Content-Type": "text/plain"}},
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        ({"content": b"{not json", "headers": json_type}, 400, "BAD_REQUEST"),
+        ({"json": [{"query": "{ viewer { scopes } }"}], "headers": auth}, 400, "BAD_REQUEST"),
+        ({"json": {"query": "{ viewer { scopes } }", "variables": [1]}, "headers": auth}, 400, "BAD_REQUEST"),
+        ({"json": {"query": 7}, "headers": auth}, 400, "BAD_REQUEST"),
+        ({"json": {"variables": {}}, "headers": auth}, 400, "BAD_REQUEST"),
+        (
+            {"json": {"query": "query A { viewer { scopes } }", "operationName": "B"}, "headers": auth},
+            400,
+            "BAD_REQUEST",
+        ),
+        ({"json": {"query": "subscription { x }"}, "headers": auth}, 400, "BAD_REQUEST"),
+        ({"content": b" " * (1 << 20) + b"{}", "headers": json_type}, 413, "PAYLOAD_TOO_LARGE"),
+    ]
+    for request, status, code in cases:
+        response = await partner.http.post("/graphql", **request)
+        assert response.status_code == status, (request, response.text)
+        assert response.json()["errors"][0]["extensions"]["code"] == code, response.text
+    fine = await partner.http.post("/graphql", json={"query": "{ viewer { scopes } }"}, headers=json_type)
+    assert fine.status_code == 200 and fine.headers["content-type"] == "application/json"
 
 
 async def test_parse_and_validation_errors_have_codes(make_partner: Any) -> None:
@@ -83,7 +114,7 @@ async def test_graphiql_only_in_development(settings: Settings) -> None:
         app = create_app(replace(settings, env=env))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
             page = await client.get("/graphql", headers={"Accept": "text/html"})
-        await app.state.hub.db.dispose()
+        await app.state.hub.close()
         assert (page.status_code == 200 and "graphiql" in page.text.lower()) == (expect == 200), env
 
 
@@ -112,4 +143,4 @@ async def test_production_masks_unexpected_errors(tmp_path: Any, settings: Setti
         result = await schema.execute('{ member(id: "mbr_x") { id } }', context_value=context)
         assert result.errors is not None
         assert ("no such table" in result.errors[0].message) is leaks
-    await hub.db.dispose()
+    await hub.close()

@@ -6,14 +6,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.auth.keys import KeyStore
 from hub.auth.models import access_token
 from hub.auth.scopes import parse
+from hub.auth.token_states import TokenStates
 from hub.auth.tokens import InvalidToken, decode_access_token
 from hub.config import Settings
 from hub.consent.models import consent
+from hub.db import Database
 from hub.members.models import member
 from hub.partners.models import oauth_client, partner
 from hub.partners.service import Partner
@@ -74,11 +75,21 @@ def _consent_in_force(row: object, now: int) -> bool:
 
 
 async def authenticate(
-    conn: AsyncConnection, raw_token: str, *, settings: Settings, keys: KeyStore, now: int
+    db: Database, raw_token: str, *, settings: Settings, keys: KeyStore, token_states: TokenStates, now: int
 ) -> Principal:
-    """Verify the token and re-read its revocation, client and partner state: one statement per request."""
+    """Verify the token, then its revocation, client and partner state as the database has them now.
+
+    A partner token's state comes from the process's cache, which PostgreSQL empties on every change
+    (`TokenStates`); a member token's state is read on every request.
+    """
     token = decode_access_token(raw_token, keys, issuer=settings.issuer, audience=settings.audience, now=now)
-    row = (await conn.execute(_TOKEN_STATE, {"jti": token.jti})).one_or_none()
+    row = token_states.get(token.jti)
+    if row is None:
+        generation = token_states.generation
+        async with db.read() as conn:
+            row = (await conn.execute(_TOKEN_STATE, {"jti": token.jti})).one_or_none()
+        if row is not None and row.member_id is None:
+            token_states.put(token.jti, row, generation)
     if row is None or row.client_id != token.client_id:
         raise InvalidToken("the access token is not known to this hub")
     if row.revoked_at is not None:

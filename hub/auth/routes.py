@@ -70,7 +70,10 @@ async def token(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    return await _respond(request, "revocation")
+    response = await _respond(request, "revocation")
+    # Committed: this process forgets at once; the others when PostgreSQL's notification reaches them.
+    request.app.state.hub.token_states.changed()
+    return response
 
 
 async def introspect(request: Request) -> Response:

@@ -1,0 +1,180 @@
+"""GraphQL over HTTP: the bearer token is checked first (a bad token is a 401), then a JSON POST is executed.
+
+The hub serves `POST application/json` itself, the one transport partners use (queries via GET, batches,
+multipart uploads and subscriptions are off), instead of through strawberry's general view, which handles every
+transport and cost ~8 % of a redemption's CPU (bench/redeem.py). GET stays with strawberry's view: it renders
+GraphiQL in development and refuses queries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from hub.auth.principal import Principal, authenticate
+from hub.auth.tokens import InvalidToken
+from hub.schema import build_schema
+from hub.schema.context import Context
+from hub.state import Hub
+
+MAX_BODY_BYTES = 1 << 20  # a GraphQL document plus variables; a purchase with hundreds of lines is ~100 kB
+_POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+_PRINCIPAL = "hub.principal"
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> Response:
+        return JSONResponse(
+            {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}, status_code=self.status
+        )
+
+
+def _unauthorised(error: str, description: str, status: int = 401) -> Response:
+    return JSONResponse(
+        {
+            "error": error,
+            "error_description": description,
+            "errors": [{"message": description, "extensions": {"code": error.upper()}}],
+        },
+        status_code=status,
+        headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'},
+    )
+
+
+def with_codes(result: ExecutionResult) -> GraphQLHTTPResponse:
+    """The response body. Parse errors never reach the schema extensions; masked errors lost their code on purpose."""
+    response = process_result(result)
+    errors: list[dict[str, Any]] = response.get("errors") or []  # type: ignore[assignment]
+    for error in errors:
+        extensions = error.setdefault("extensions", {})
+        if "code" not in extensions:
+            syntax = str(error.get("message", "")).startswith("Syntax Error")
+            extensions["code"] = "GRAPHQL_PARSE_FAILED" if syntax else "INTERNAL_SERVER_ERROR"
+    return response
+
+
+class _GraphiQL(GraphQL[Context, None]):
+    """Strawberry's view, kept for GET: GraphiQL in development, a refusal of queries via GET."""
+
+    def __init__(self, hub: Hub, schema: Any) -> None:
+        super().__init__(
+            schema, graphql_ide="graphiql" if hub.settings.development else None, allow_queries_via_get=False
+        )
+        self.hub = hub
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        return Context(hub=self.hub, principal=request.scope.get(_PRINCIPAL), now=self.hub.clock.now())
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        return with_codes(result)
+
+
+class GraphQLEndpoint:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.schema = build_schema(hub.settings)
+        self.graphiql = _GraphiQL(hub, self.schema)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if "access_token" in request.query_params:
+            refusal = _unauthorised("invalid_request", "send the access token in the Authorization header", 400)
+            await refusal(scope, receive, send)
+            return
+        principal = await self._principal(request)
+        if isinstance(principal, Response):
+            await principal(scope, receive, send)
+            return
+        if request.method == "GET":
+            scope[_PRINCIPAL] = principal
+            await self.graphiql(scope, receive, send)
+            return
+        try:
+            response: Response = JSONResponse(await self._execute(request, principal))
+        except BadRequest as refusal:
+            response = refusal.response()
+        await response(scope, receive, send)
+
+    async def _principal(self, request: Request) -> Principal | Response | None:
+        header = request.headers.get("authorization")
+        if header is None:
+            return None  # the schema's permissions answer fields that need a token
+        kind, _, raw = header.partition(" ")
+        if kind.lower() != "bearer" or not raw.strip():
+            return _unauthorised("invalid_request", "use 'Authorization: Bearer <access token>'")
+        try:
+            return await authenticate(
+                self.hub.db,
+                raw.strip(),
+                settings=self.hub.settings,
+                keys=self.hub.keys,
+                token_states=self.hub.token_states,
+                now=int(time.time()),  # token lifetimes are wall-clock time, like their iat/exp
+            )
+        except InvalidToken as exc:
+            return _unauthorised("invalid_token", str(exc))
+
+    async def _execute(self, request: Request, principal: Principal | None) -> GraphQLHTTPResponse:
+        document = await _json_body(request)
+        context = Context(hub=self.hub, principal=principal, now=self.hub.clock.now())
+        try:
+            result = await self.schema.execute(
+                document["query"],
+                variable_values=document["variables"],
+                context_value=context,
+                operation_name=document["operationName"],
+                allowed_operation_types=_POST_OPERATIONS,
+                operation_extensions=document["extensions"],
+            )
+        except MissingQueryError as exc:
+            raise BadRequest(400, "BAD_REQUEST", "the request has no GraphQL query") from exc
+        except CannotGetOperationTypeError as exc:
+            raise BadRequest(400, "BAD_REQUEST", exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            raise BadRequest(400, "BAD_REQUEST", exc.as_http_error_reason("POST")) from exc
+        return with_codes(result)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The request's `query`, `variables`, `operationName` and `extensions`, each checked for its JSON type."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise BadRequest(415, "UNSUPPORTED_MEDIA_TYPE", "send the GraphQL request as application/json")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest(413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise BadRequest(413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    except ClientDisconnect as exc:
+        raise BadRequest(400, "BAD_REQUEST", "the client closed the request") from exc
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest(400, "BAD_REQUEST", "the request body is not valid JSON") from exc
+    if not isinstance(document, dict):
+        raise BadRequest(400, "BAD_REQUEST", "send one GraphQL request as a JSON object (batches are not supported)")
+    expected: dict[str, type] = {"query": str, "variables": dict, "operationName": str, "extensions": dict}
+    for key, kind in expected.items():
+        value = document.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise BadRequest(400, "BAD_REQUEST", f"'{key}' must be a JSON {'string' if kind is str else 'object'}")
+    return {key: document.get(key) for key in expected}
