@@ -118,8 +118,19 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(async_url(url), **_engine_kwargs(url, pool_size))
         if self.backend == "sqlite":
             _prepare_sqlite(self.engine.sync_engine)
-        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # On PostgreSQL the autocommit connections are a pool of their own: switching a pooled connection to
+        # autocommit and back on every checkout cost ~100 µs of CPU per statement (measured), on the hot path.
+        self._reader = (
+            create_async_engine(async_url(url), isolation_level="AUTOCOMMIT", **_engine_kwargs(url, pool_size))
+            if self.backend == "postgresql"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._writer = self.engine.execution_options(**{_WRITE: True})
+
+    @property
+    def engines(self) -> list[AsyncEngine]:
+        """Every engine this database hands connections out of (for instrumentation)."""
+        return [self.engine] if self._reader.sync_engine is self.engine.sync_engine else [self.engine, self._reader]
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -139,6 +150,7 @@ class Database:
             yield conn
 
     async def dispose(self) -> None:
+        await self._reader.dispose()
         await self.engine.dispose()
 
 

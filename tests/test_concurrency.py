@@ -98,7 +98,7 @@ async def test_negative_control_naive_read_then_write_overspends(crowd: dict[str
         await conn.execute(text("INSERT INTO naive_balance VALUES (1, :b)"), {"b": BALANCE})
 
     async def naive(i: int) -> bool:
-        async with hub.db.read() as conn:
+        async with hub.db.write() as conn:  # its own transaction, committed before the write's (one pool in use)
             balance = await conn.scalar(text("SELECT balance FROM naive_balance WHERE id = 1"))
         if balance < AMOUNT:
             return False

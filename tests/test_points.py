@@ -341,11 +341,13 @@ async def test_redemption_is_one_round_trip_on_postgresql(shop: Any, hub: Hub) -
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    sa_event.listen(hub.db.engine.sync_engine, "before_cursor_execute", record)
+    for engine in hub.db.engines:
+        sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         assert code(await call(pharmacy, REDEEM, memberId=member, points=4)) is None
     finally:
-        sa_event.remove(hub.db.engine.sync_engine, "before_cursor_execute", record)
+        for engine in hub.db.engines:
+            sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
     writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
     assert any("hub_redeem" in s for s in statements) and writes == [], statements
     await assert_ledger_clean(hub)
