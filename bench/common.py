@@ -41,6 +41,17 @@ def fresh_database(url: str, workdir: Path, name: str) -> str:
     return parsed.set(database=name).render_as_string(hide_password=False)
 
 
+def analyze(url: str) -> None:
+    """Statistics for a freshly seeded database, as pgbench's own initialisation takes: without them PostgreSQL
+    plans the member lookup as a scan of every link of the partner, and plpgsql keeps such plans per session."""
+    if not url.startswith("postgresql"):
+        return
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+
+
 @contextmanager
 def hub_server(
     url: str, workdir: Path, *, workers: int = 1, pool: int = 10, app: str = "hub.app:create_app"

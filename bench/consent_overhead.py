@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.common import fresh_database, hub_server, seed_partner, wrk
+from bench.common import analyze, fresh_database, hub_server, seed_partner, wrk
 from hub import migrate
 from hub.config import Settings
 from hub.consent.models import access_log
@@ -69,6 +69,7 @@ def main() -> None:
     settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
     permissions = ["member:read", "points:read"]
     seeded = asyncio.run(seed_partner(settings, args.members, set(permissions), permissions))
+    analyze(url)
 
     results: dict[str, list[float]] = {"checked": [], "unchecked": []}
     requests = {"checked": 0, "unchecked": 0}

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import fresh_database, hub_server, seed_partner, wrk
+from bench.common import analyze, fresh_database, hub_server, seed_partner, wrk
 from hub import migrate
 from hub.config import Settings
 
@@ -63,6 +63,7 @@ def main() -> None:
     migrate.upgrade(url)
     settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
     seeded = asyncio.run(seed_partner(settings, args.members, {"member:read"}, ["member:read"]))
+    analyze(url)
     client_id, secret, ids = seeded.client_id, seeded.client_secret, seeded.member_ids
 
     results: dict[str, list[float]] = {"graphql": [], "raw": []}

@@ -32,7 +32,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.common import fresh_database, hub_server, seed_partner, wrk
+from bench.common import analyze, fresh_database, hub_server, seed_partner, wrk
 from hub import migrate
 from hub.config import Settings
 from hub.points import ledger
@@ -122,6 +122,7 @@ def main() -> None:
     migrate.upgrade(url)
     settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
     client_id, secret, ids = asyncio.run(seed(settings, args.members))
+    analyze(url)
     fresh_database(args.database, workdir, "hub_bench_pgbench")
     parsed = make_url(args.database)
     subprocess.run(

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-    max_aliases,
-    query_depth_limiter,
-)
+from strawberry.extensions import MaskErrors, SchemaExtension, max_aliases, query_depth_limiter
 from strawberry.schema.config import StrawberryConfig
 
 from hub.config import Settings
 from hub.consent.access_log import Access
+from hub.schema.documents import prepared_documents
 from hub.schema.errors import ErrorCodes
 from hub.schema.members import MemberMutations, MemberQueries
 from hub.schema.points import PointsMutations, PointsQueries
@@ -57,18 +49,13 @@ def _is_internal(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings) -> strawberry.federation.Schema:
-    # The limit rules are built once: strawberry's limiters make a new rule class per instance, and the
-    # validation cache is keyed by the rule classes, so per-request classes would never hit the cache. They are
-    # also added before ValidationCache runs, or the cached validation would run without them.
+    # Validation rules from strawberry's limiters, built once: each call makes a new rule class.
     limits: list[type[ASTValidationRule]] = [
         query_depth_limiter.create_validator(settings.graphql_max_depth, None, None),
         max_aliases.create_validator(settings.graphql_max_aliases),
     ]
     extensions: list[type[SchemaExtension] | object] = [
-        lambda: AddValidationRules(limits),
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        prepared_documents(limits, settings.graphql_max_tokens),
         AccessLogging,
     ]
     if not settings.development:
