@@ -528,3 +528,18 @@ async def test_private_key_jwt_clients_store_public_keys_only(hub: Hub, make_par
             )
     assert all("d" not in k for k in stored["keys"])
     assert raised.value.code == "INVALID_INPUT"
+
+
+async def test_the_token_cache_is_bounded(make_partner: Any, hub: Hub) -> None:
+    from hub.auth.token_states import MAX_ENTRIES
+
+    if hub.db.backend != "postgresql":
+        pytest.skip("the token cache exists on PostgreSQL only")
+    partner: PartnerClient = await make_partner()
+    assert (await graphql_status(partner.http, await partner.token()))[0] == 200
+    states = hub.token_states
+    assert states.listening
+    for n in range(MAX_ENTRIES + 5):
+        states.put(f"jti-{n}", object(), states.generation)
+    assert states.get("jti-0") is None and states.get(f"jti-{MAX_ENTRIES + 4}") is not None
+    states.changed()

@@ -27,6 +27,7 @@ from hub.db import backend
 
 CHANNEL = "hub_token_state"
 RECONNECT_SECONDS = 5.0
+MAX_ENTRIES = 10_000  # live partner tokens a process remembers; a client minting a token per call cannot grow it
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +65,8 @@ class TokenStates:
 
     def put(self, jti: str, row: Any, generation: int) -> None:
         if self.listening and generation == self._generation:
+            if len(self._rows) >= MAX_ENTRIES:
+                self._rows.clear()  # rare, and cheaper than tracking recency on every hit
             self._rows[jti] = (time.monotonic() + self.max_age, row)
 
     def changed(self, *_: object) -> None:
