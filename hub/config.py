@@ -44,6 +44,9 @@ class Settings:
     access_token_ttl: int = 600
     default_phone_region: str = "CN"
     db_pool_size: int = 10
+    # How long a process may keep a partner token's state between change notifications; 0 turns the cache off
+    # (needed behind a transaction-pooling proxy such as PgBouncer, through which LISTEN hears nothing).
+    token_cache_seconds: int = 60
     graphql_max_depth: int = 10
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000
@@ -62,6 +65,8 @@ class Settings:
         if not 60 <= self.access_token_ttl <= 900:
             # RFC 9068 tokens are bearer credentials that cannot be recalled from a cache: keep them short.
             raise ValueError("HUB_ACCESS_TOKEN_TTL must be between 60 and 900 seconds")
+        if not 0 <= self.token_cache_seconds <= 300:
+            raise ValueError("HUB_TOKEN_CACHE_SECONDS must be between 0 (off) and 300")
         ExpiryRule.parse(self.points_expiry)  # fail at start-up, not at the first earn
         ZoneInfo(self.timezone)
 
@@ -90,6 +95,7 @@ class Settings:
             access_token_ttl=_int("HUB_ACCESS_TOKEN_TTL", 600),
             default_phone_region=os.environ.get("HUB_DEFAULT_PHONE_REGION") or "CN",
             db_pool_size=_int("HUB_DB_POOL_SIZE", 10),
+            token_cache_seconds=_int("HUB_TOKEN_CACHE_SECONDS", 60),
             points_expiry=os.environ.get("HUB_POINTS_EXPIRY") or "year_end:1",
             points_allow_negative=(os.environ.get("HUB_POINTS_ALLOW_NEGATIVE") or "true").lower()
             in ("1", "true", "yes"),

@@ -33,7 +33,7 @@ class Hub:
             clock=clock or Clock(),
             sms=sender_for(settings.sms_gateway_url, settings.sms_gateway_token, settings.development),
             access_log=AccessLog(db),
-            token_states=TokenStates(settings.database_url),
+            token_states=TokenStates(settings.database_url, settings.token_cache_seconds),
         )
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from joserfc.jwk import ECKey, KeySet, OctKey
 from sqlalchemy import create_engine, select, text, update
 
 from hub.auth.models import access_token
+from hub.config import Settings
 from hub.db import sync_url
 from hub.partners import service as partners
 from hub.partners.models import client_secret, oauth_client
@@ -543,3 +544,20 @@ async def test_the_token_cache_is_bounded(make_partner: Any, hub: Hub) -> None:
         states.put(f"jti-{n}", object(), states.generation)
     assert states.get("jti-0") is None and states.get(f"jti-{MAX_ENTRIES + 4}") is not None
     states.changed()
+
+
+async def test_the_token_cache_can_be_turned_off(make_partner: Any, settings: Settings) -> None:
+    """HUB_TOKEN_CACHE_SECONDS=0, for a hub behind a transaction-pooling proxy where LISTEN hears nothing."""
+    from dataclasses import replace
+
+    from hub.app import create_app
+
+    partner: PartnerClient = await make_partner()
+    token = await partner.token()
+    app = create_app(replace(settings, token_cache_seconds=0))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
+        for _ in range(2):
+            assert (await graphql_status(client, token))[0] == 200
+    states = app.state.hub.token_states
+    await app.state.hub.close()
+    assert not states.listening and states.get(claims_of(token)[1]["jti"]) is None

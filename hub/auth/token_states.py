@@ -10,7 +10,8 @@ PostgreSQL takes to deliver a notification.
 The cache is only used while the listener is connected: a lost listener empties it and every request reads the
 database until the listener is back. A read that raced a notification is not stored (the generation counter), and
 no entry lives longer than `max_age` whatever happens. Member-delegated tokens are never cached: their consent is
-re-read on every request. SQLite (one process, no NOTIFY) does not cache at all.
+re-read on every request. SQLite (one process, no NOTIFY) does not cache at all, nor does a hub with
+`HUB_TOKEN_CACHE_SECONDS=0`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class TokenStates:
     def __init__(self, database_url: str, max_age: float = 60.0) -> None:
         self._dsn = (
             make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-            if backend(database_url) == "postgresql"
+            if backend(database_url) == "postgresql" and max_age > 0
             else None
         )
         self.max_age = max_age
