@@ -561,3 +561,13 @@ async def test_the_token_cache_can_be_turned_off(make_partner: Any, settings: Se
     states = app.state.hub.token_states
     await app.state.hub.close()
     assert not states.listening and states.get(claims_of(token)[1]["jti"]) is None
+
+
+async def test_a_listener_that_cannot_connect_means_no_cache() -> None:
+    from hub.auth.token_states import TokenStates
+
+    states = TokenStates("postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens on port 1
+    assert states.get("jti") is None  # and a connection attempt starts
+    await states.close()  # waits for the attempt, which fails
+    states.put("jti", object(), states.generation)
+    assert not states.listening and states.get("jti") is None

@@ -82,13 +82,13 @@ class TokenStates:
 
     async def _listen(self, dsn: str) -> None:
         try:
-            listener = await asyncpg.connect(dsn)
+            listener = await asyncpg.connect(dsn, timeout=RECONNECT_SECONDS)
             listener.add_termination_listener(self._lost)
             await listener.add_listener(CHANNEL, self.changed)
             self.changed()  # nothing read before the listener was in place may be stored
             self._listener = listener
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("token state cache off: cannot listen on %s (%s)", CHANNEL, exc)
+        except Exception as exc:  # whatever failed, the answer is the same: no cache, requests read the database
+            log.warning("token state cache off: cannot listen on %s (%r)", CHANNEL, exc)
         finally:
             self._connecting = None
 
