@@ -61,9 +61,11 @@ query($id: ID!) { member(id: $id) { tier {
 """
 
 
-async def shopper(partner: PartnerClient, *, birthday: str = "1980-05-17", permissions: list[str] = SHOPPER) -> str:
+async def shopper(
+    partner: PartnerClient, *, birthday: str = "1980-05-17", permissions: list[str] = SHOPPER, phone: str | None = None
+) -> str:
     consent = {"permissions": permissions, "policyVersion": "2026-01", "channel": "POS"}
-    variables = enrolment("S-" + secrets.token_hex(6), new_phone(), consent=consent, birthday=birthday)
+    variables = enrolment("S-" + secrets.token_hex(6), phone or new_phone(), consent=consent, birthday=birthday)
     result = await partner.gql(ENROLL, variables)
     assert result["data"]["enrollMember"]["errors"] == [], result
     return str(result["data"]["enrollMember"]["member"]["id"])
@@ -71,6 +73,20 @@ async def shopper(partner: PartnerClient, *, birthday: str = "1980-05-17", permi
 
 def line(amount: str, **extra: Any) -> dict[str, Any]:
     return {"sku": extra.pop("sku", "SKU-" + secrets.token_hex(3)), "category": "otc", "amount": amount, **extra}
+
+
+async def approved_request(
+    app: Any, partner: PartnerClient, member_id: str, phone: str, sms_gateway: SmsGateway, **request: Any
+) -> None:
+    """The partner asks for consent (`requestConsent`); the member signs in to the portal and approves."""
+    asked = await partner.gql(
+        "mutation($input: RequestConsentInput!) { requestConsent(input: $input) { consentRequest { id } } }",
+        {"input": {"memberId": member_id, "purposes": ["premium discount"], **request}},
+    )
+    member = browser(app, phone)
+    await member.sign_in(sms_gateway)
+    request_id = asked["data"]["requestConsent"]["consentRequest"]["id"]
+    assert (await member.post(f"/portal/requests/{request_id}", {"decision": "approve"})).status_code == 303
 
 
 async def buy(
@@ -296,38 +312,23 @@ async def test_purchase_summary_across_partners_needs_consent(
 ) -> None:
     pharmacy, insurer = await make_partner(), await make_partner(kind="insurer")
     phone = new_phone()
-    consent = {"permissions": SHOPPER, "policyVersion": "2026-01", "channel": "POS"}
-    enrolled = await pharmacy.gql(ENROLL, enrolment("P-" + secrets.token_hex(4), phone, consent=consent))
-    at_pharmacy = enrolled["data"]["enrollMember"]["member"]["id"]
+    at_pharmacy = await shopper(pharmacy, phone=phone)
     await buy(pharmacy, at_pharmacy, [line("120.00"), line("30.00", prescription=True)], clock.now())
     query = (
         "query($id: ID!) { member(id: $id) { purchaseSummary(months: 12) "
         "{ spend visits categories { category spend } } } }"
     )
 
-    plain = {"permissions": ["member:read"], "policyVersion": "2026-01", "channel": "POS"}
-    linked = await insurer.gql(ENROLL, enrolment("I-" + secrets.token_hex(4), phone, consent=plain))
-    at_insurer = linked["data"]["enrollMember"]["member"]["id"]
+    at_insurer = await shopper(insurer, phone=phone, permissions=["member:read"])
     refused = await insurer.gql(query, {"id": at_insurer})
     assert refused["data"]["member"]["purchaseSummary"] is None
     assert refused["errors"][0]["extensions"]["code"] == "CONSENT_REQUIRED"
 
     # The insurer asks; the member approves in the portal; the insurer now reads the pharmacy's purchases.
-    asked = await insurer.gql(
-        "mutation($input: RequestConsentInput!) { requestConsent(input: $input) { consentRequest { id } } }",
-        {
-            "input": {
-                "memberId": at_insurer,
-                "permissions": ["purchases:read"],
-                "purposes": ["premium discount"],
-                "expiresAt": (clock.now() + timedelta(days=90)).isoformat(),
-            }
-        },
+    expires = (clock.now() + timedelta(days=90)).isoformat()
+    await approved_request(
+        app, insurer, at_insurer, phone, sms_gateway, permissions=["purchases:read"], expiresAt=expires
     )
-    member = browser(app, phone)
-    await member.sign_in(sms_gateway)
-    request_id = asked["data"]["requestConsent"]["consentRequest"]["id"]
-    assert (await member.post(f"/portal/requests/{request_id}", {"decision": "approve"})).status_code == 303
     summary = (await insurer.gql(query, {"id": at_insurer}))["data"]["member"]["purchaseSummary"]
     assert summary == {"spend": "150.00", "visits": 1, "categories": [{"category": "otc", "spend": "150.00"}]}
 
@@ -368,32 +369,20 @@ async def test_data_window_limits_the_summary(
 ) -> None:
     pharmacy, insurer = await make_partner(), await make_partner(kind="insurer")
     phone = new_phone()
-    consent = {"permissions": SHOPPER, "policyVersion": "2026-01", "channel": "POS"}
-    at_pharmacy = (await pharmacy.gql(ENROLL, enrolment("W-" + secrets.token_hex(4), phone, consent=consent)))["data"][
-        "enrollMember"
-    ]["member"]["id"]
+    at_pharmacy = await shopper(pharmacy, phone=phone)
     await buy(pharmacy, at_pharmacy, [line("70.00")], clock.now() - timedelta(days=40))
     await buy(pharmacy, at_pharmacy, [line("30.00")], clock.now() - timedelta(days=5))
-    plain = {"permissions": ["member:read"], "policyVersion": "2026-01", "channel": "POS"}
-    at_insurer = (await insurer.gql(ENROLL, enrolment("WI-" + secrets.token_hex(4), phone, consent=plain)))["data"][
-        "enrollMember"
-    ]["member"]["id"]
-    asked = await insurer.gql(
-        "mutation($input: RequestConsentInput!) { requestConsent(input: $input) { consentRequest { id } } }",
-        {
-            "input": {
-                "memberId": at_insurer,
-                "permissions": ["purchases:read", "consent:read"],
-                "purposes": ["premium discount"],
-                "expiresAt": (clock.now() + timedelta(days=90)).isoformat(),
-                "dataWindowFrom": (clock.now() - timedelta(days=10)).isoformat(),
-            }
-        },
+    at_insurer = await shopper(insurer, phone=phone, permissions=["member:read"])
+    await approved_request(
+        app,
+        insurer,
+        at_insurer,
+        phone,
+        sms_gateway,
+        permissions=["purchases:read", "consent:read"],
+        expiresAt=(clock.now() + timedelta(days=90)).isoformat(),
+        dataWindowFrom=(clock.now() - timedelta(days=10)).isoformat(),
     )
-    member = browser(app, phone)
-    await member.sign_in(sms_gateway)
-    request_id = asked["data"]["requestConsent"]["consentRequest"]["id"]
-    assert (await member.post(f"/portal/requests/{request_id}", {"decision": "approve"})).status_code == 303
     seen = await insurer.gql(
         "query($id: ID!) { member(id: $id) "
         "{ purchaseSummary(months: 12) { spend visits } consents { dataWindowFrom } } }",
