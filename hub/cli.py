@@ -438,6 +438,7 @@ def _import(kind: str, file: Path, partner: str, rejects: Path | None, batch: in
         "lines": report.total_lines,
         "accepted": report.accepted,
         "rejected": report.rejected,
+        "provisional": report.provisional,
         "resumed_after_line": report.resumed_after,
         "rejects_file": str(reject_path),
         "seconds": round(seconds, 2),
@@ -445,6 +446,11 @@ def _import(kind: str, file: Path, partner: str, rejects: Path | None, batch: in
     _emit(as_json, data, f"import of {kind} finished" + (" (resumed)" if report.resumed_after else ""))
     if report.rejected and not as_json:
         err.print(f"{report.rejected} rejected: see {reject_path} (line, code, reason, then the row)")
+    if report.provisional and not as_json:
+        err.print(
+            f"{report.provisional} under a phone another partner's member has: provisional until the member "
+            "confirms the link in the portal"
+        )
 
 
 @import_app.command("members")
@@ -601,6 +607,9 @@ def serve(
     if not os.environ.get("HUB_ISSUER"):
         # Tokens name their issuer; without configuration that is the address we serve on.
         os.environ["HUB_ISSUER"] = f"http://{host}:{port}"
+    if demo:
+        # The demo is for a developer's machine: GraphiQL, error detail, sign-in codes in the log.
+        os.environ.setdefault("HUB_ENV", "development")
     settings = _settings()
     if demo:
         _prepare_demo(settings)
@@ -613,6 +622,10 @@ def serve(
         workers=workers,
         access_log=False,
         log_level="info",
+        # X-Forwarded-* only from the proxies named in HUB_TRUSTED_PROXIES: anyone else could pick the client
+        # address that the sign-in limits count (uvicorn's default trusts 127.0.0.1).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

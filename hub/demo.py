@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.consent import service as consents
 from hub.consent.service import Evidence
 from hub.errors import DomainError
+from hub.members import claims
 from hub.members import service as members
 from hub.partners import service as partners
 from hub.partners.models import partner
@@ -146,7 +147,8 @@ async def seed(
     )
 
     links: dict[str, list[str]] = {}  # partner public id -> pairwise ids of its members
-    await _demo_member(conn, created, links, now)
+    settle_with = claims.Programme(programme.at(now), policy.zone)
+    await _demo_member(conn, created, links, now, settle_with)
     for i in range(members_count):
         phone = f"+86138{rng.randrange(10**8):08d}"
         name = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
@@ -164,24 +166,39 @@ async def seed(
             )
             try:
                 async with conn.begin_nested():
-                    enrolled = await members.enrol(conn, p.id, enrolment, now=now, default_region="CN")
+                    pairwise_id, _ = await _enrol_confirmed(conn, p, enrolment, now, settle_with)
             except DomainError:
                 continue  # a random phone collided with an earlier member under another external id
-            links.setdefault(p.public_id, []).append(enrolled.member.pairwise_id)
+            links.setdefault(p.public_id, []).append(pairwise_id)
     await _points_activity(conn, created, links, rng, now, policy, programme)
     return clients
 
 
+async def _enrol_confirmed(
+    conn: AsyncConnection, p: Partner, enrolment: members.Enrolment, now: datetime, programme: claims.Programme
+) -> tuple[str, int]:
+    """Enrol as a till does, and settle the claim as the member does who hands back the code sent to their phone
+    (so the demo's members are linked across partners). Returns the pairwise id and the hub member."""
+    enrolled = await members.enrol(conn, p.id, enrolment, now=now, default_region="CN")
+    assert enrolled.claim is not None
+    kept = await claims.settle(conn, enrolled.claim.id, "CODE", now, programme)
+    return enrolled.member.pairwise_id, kept
+
+
 async def _demo_member(
-    conn: AsyncConnection, created: list[Partner], links: dict[str, list[str]], now: datetime
+    conn: AsyncConnection,
+    created: list[Partner],
+    links: dict[str, list[str]],
+    now: datetime,
+    programme: claims.Programme,
 ) -> None:
     """The portal's demo member: enrolled at the pharmacy and the gym; the insurer asks to read purchases."""
     pharmacy, insurer, gym = created
     for p, external_id in ((pharmacy, "DEMO-PH-MEMBER"), (gym, "DEMO-GY-MEMBER"), (insurer, "DEMO-IN-MEMBER")):
         permissions = SHOPPER if p is not insurer else ["member:read"]
-        enrolled = await members.enrol(
+        pairwise_id, member_id = await _enrol_confirmed(
             conn,
-            p.id,
+            p,
             members.Enrolment(
                 external_id=external_id,
                 phone=DEMO_MEMBER_PHONE,
@@ -190,14 +207,14 @@ async def _demo_member(
                 permissions=permissions,
                 evidence=Evidence(policy_version="2026-01", channel="POS", actor=f"partner:{p.public_id}"),
             ),
-            now=now,
-            default_region="CN",
+            now,
+            programme,
         )
-        links.setdefault(p.public_id, []).append(enrolled.member.pairwise_id)
+        links.setdefault(p.public_id, []).append(pairwise_id)
     await consents.request(
         conn,
         partner_id=insurer.id,
-        member_id=enrolled.member.member_id,
+        member_id=member_id,
         permissions=frozenset({"purchases:read"}),
         purposes=["Premium discount for regular health checks"],
         expires_at=now + timedelta(days=365),

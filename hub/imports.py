@@ -68,6 +68,7 @@ class Report:
     resumed_after: int
     accepted: int = 0
     rejected: int = 0
+    provisional: int = 0  # members under a phone the hub knew: linked only once its owner confirms
     rejects_file: str = ""
     last_line: int = 0
 
@@ -243,6 +244,7 @@ async def run(
         job = await _job(conn, owner.id, kind, digest, hub.clock.now())
     report = Report(kind, count_lines(path), resumed_after=job.last_line, rejects_file=str(rejects))
     report.accepted, report.rejected, report.last_line = job.accepted, job.rejected, job.last_line
+    report.provisional = job.provisional
     if job.finished_at is not None:
         return report
     if progress and job.last_line:
@@ -279,6 +281,7 @@ async def _commit(
     progress: Callable[[int], None] | None,
 ) -> None:
     rejected: list[tuple[_Item, DomainError]] = []
+    provisional = 0
     now = hub.clock.now()
     async with hub.db.write() as conn:
         pairwise: dict[str, str] = {}
@@ -298,7 +301,7 @@ async def _commit(
                     enrolments.append((item, _member(item.rows[0])))
                 except DomainError as error:
                     rejected.append((item, error))
-            failed = await members_bulk.enrol_many(
+            failed, provisional = await members_bulk.enrol_many(
                 conn,
                 partner_id,
                 [e for _, e in enrolments],
@@ -332,6 +335,7 @@ async def _commit(
                 last_line=items[-1].last_line,
                 accepted=import_job.c.accepted + accepted,
                 rejected=import_job.c.rejected + len(rejected),
+                provisional=import_job.c.provisional + provisional,
             )
         )
     columns = MEMBER_COLUMNS if kind == "members" else PURCHASE_COLUMNS
@@ -342,6 +346,7 @@ async def _commit(
             )
     report.accepted += accepted
     report.rejected += len(rejected)
+    report.provisional += provisional
     if progress:
         progress(items[-1].last_line - max(report.last_line, 1))
     report.last_line = items[-1].last_line

@@ -32,6 +32,7 @@ from hub import migrate
 from hub.app import create_app
 from hub.clock import FrozenClock
 from hub.config import Settings
+from hub.members.phone import normalise
 from hub.partners import service as partners
 from hub.state import Hub
 
@@ -156,6 +157,7 @@ class PartnerClient:
     client_id: str
     client_secret: str
     scopes: frozenset[str]
+    sms: SmsGateway
     cached_token: str | None = None
 
     async def token(self, scope: str | None = None) -> str:
@@ -180,6 +182,14 @@ class PartnerClient:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
+    async def confirm(self, member_id: str, phone: str) -> dict[str, Any]:
+        """Confirm an enrolment with the code the member got by SMS, as a till does when the member wants their
+        coalition membership linked. Returns confirmEnrollment's payload."""
+        code = self.sms.last_code(normalise(phone, "CN"))
+        confirmed = await self.gql(CONFIRM, {"input": {"memberId": member_id, "code": code}})
+        assert confirmed["data"]["confirmEnrollment"]["errors"] == [], confirmed
+        return confirmed["data"]["confirmEnrollment"]  # type: ignore[no-any-return]
+
 
 ALL_PARTNER_SCOPES = (
     "member:read member:enroll points:read points:earn points:redeem points:reverse purchases:write "
@@ -188,7 +198,7 @@ ALL_PARTNER_SCOPES = (
 
 
 @pytest.fixture(scope="session")
-def make_partner(hub: Hub, http: httpx.AsyncClient) -> Any:
+def make_partner(hub: Hub, http: httpx.AsyncClient, sms_gateway: SmsGateway) -> Any:
     async def make(
         kind: str = "pharmacy_chain", scopes: str = ALL_PARTNER_SCOPES, auth_method: str = "client_secret_basic"
     ) -> PartnerClient:
@@ -204,7 +214,9 @@ def make_partner(hub: Hub, http: httpx.AsyncClient) -> Any:
                 now=hub.clock.now(),
             )
         assert client.client_secret is not None
-        return PartnerClient(http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes)
+        return PartnerClient(
+            http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes, sms_gateway
+        )
 
     return make
 
@@ -239,6 +251,25 @@ def enrolment(external_id: str, phone: str, **overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return {"input": data}
+
+
+CONFIRM = """
+mutation Confirm($input: ConfirmEnrollmentInput!) {
+  confirmEnrollment(input: $input) {
+    member { id externalId name birthday memberSince }
+    linkedExisting
+    errors { field message code }
+  }
+}
+"""
+
+
+async def enrol_confirmed(partner: PartnerClient, external_id: str, phone: str, **overrides: Any) -> dict[str, Any]:
+    """Enrol, then confirm with the code sent to the phone. Returns confirmEnrollment's payload."""
+    enrolled = await partner.gql(ENROLL, enrolment(external_id, phone, **overrides))
+    payload = enrolled["data"]["enrollMember"]
+    assert payload["errors"] == [], payload
+    return await partner.confirm(payload["member"]["id"], phone)
 
 
 def new_phone() -> str:

@@ -35,9 +35,12 @@ def key() -> str:
 
 
 async def enrol_member(partner: PartnerClient, permissions: list[str] | None = None, phone: str | None = None) -> str:
+    """Enrol (a new phone, or a known one confirmed with the member's code, which links the membership)."""
     consent = {"permissions": permissions or ALL_POINTS, "policyVersion": "2026-01", "channel": "POS"}
-    result = await partner.gql(ENROLL, enrolment("X-" + secrets.token_hex(6), phone or new_phone(), consent=consent))
-    return str(result["data"]["enrollMember"]["member"]["id"])
+    phone = phone or new_phone()
+    result = await partner.gql(ENROLL, enrolment("X-" + secrets.token_hex(6), phone, consent=consent))
+    member_id = str(result["data"]["enrollMember"]["member"]["id"])
+    return str((await partner.confirm(member_id, phone))["member"]["id"])
 
 
 async def call(partner: PartnerClient, mutation: str, **fields: Any) -> dict[str, Any]:

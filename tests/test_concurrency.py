@@ -22,7 +22,7 @@ from hub.app import create_app
 from hub.config import Settings
 from hub.partners import service as partners
 from hub.points.verify import verify
-from tests.conftest import ISSUER, PartnerClient
+from tests.conftest import ISSUER, PartnerClient, SmsGateway
 from tests.points_helpers import EARN, REDEEM, enrol_member
 
 CONNECTIONS = 64
@@ -30,7 +30,7 @@ BALANCE, AMOUNT = 1000, 70  # ⌊1000/70⌋ = 14 may succeed
 
 
 @pytest.fixture
-async def crowd(fresh_database_url: str, settings: Settings) -> AsyncIterator[dict[str, Any]]:
+async def crowd(fresh_database_url: str, settings: Settings, sms_gateway: SmsGateway) -> AsyncIterator[dict[str, Any]]:
     migrate.upgrade(fresh_database_url)
     app = create_app(replace(settings, database_url=fresh_database_url, db_pool_size=CONNECTIONS))
     hub = app.state.hub
@@ -45,7 +45,7 @@ async def crowd(fresh_database_url: str, settings: Settings) -> AsyncIterator[di
             )
         assert client.client_secret is not None
         pharmacy = PartnerClient(
-            http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes
+            http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes, sms_gateway
         )
         yield {"hub": hub, "pharmacy": pharmacy, "url": fresh_database_url}
     await hub.close()

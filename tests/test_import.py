@@ -16,7 +16,7 @@ from hub import imports
 from hub.clock import FrozenClock
 from hub.consent.models import consent
 from hub.events.models import event
-from hub.members.models import member, member_link
+from hub.members.models import member, member_claim, member_link
 from hub.points.verify import verify
 from hub.purchases.models import purchase
 from hub.state import Hub
@@ -108,7 +108,7 @@ async def test_import_rejects_resumes_and_matches_the_api(
     done = await imports.run(
         hub, kind="members", partner_public_id=chain.partner_id, path=members_csv, rejects=tmp_path / "m.rej"
     )
-    assert (done.accepted, done.rejected) == (9, 2)
+    assert (done.accepted, done.rejected, done.provisional) == (9, 2, 1)
     rejected = list(csv.DictReader((tmp_path / "m.rej").open(encoding="utf-8")))
     assert [(r["line"], r["code"]) for r in rejected] == [("5", "INVALID_PHONE"), ("11", "MEMBER_ALREADY_ENROLLED")]
     async with hub.db.read() as conn:
@@ -130,12 +130,21 @@ async def test_import_rejects_resumes_and_matches_the_api(
             .join(member, member.c.id == member_link.c.member_id)
             .where(member.c.phone == known_phone)
         )
+        claimed = (
+            await conn.execute(
+                select(member.c.status, member_claim.c.status.label("claim"))
+                .join(member_claim, member_claim.c.member_id == member.c.id)
+                .join(member_link, member_link.c.member_id == member.c.id)
+                .where(member_link.c.partner_id == chain.partner_pk, member_link.c.external_id == "KNOWN")
+            )
+        ).one()
         kinds = (await conn.scalars(select(event.c.type).where(event.c.partner_id == chain.partner_pk))).all()
     assert [r.external_id for r in enrolled] == [*externals, "KNOWN"]
     assert {(r.status, tuple(r.permissions), r.version) for r in enrolled} == {
         ("AUTHORISED", tuple(sorted(SHOPPER)), 1)
     }
-    assert linked == 2  # the known phone was linked, not duplicated
+    assert linked == 1  # the known phone's owner is not linked to the chain by the file alone...
+    assert tuple(claimed) == ("provisional", "PENDING")  # ...but provisionally, until the owner confirms
     assert kinds.count("member.enrolled") == 9 and kinds.count("consent.granted") == 9
 
     rows = history(clock, externals, 60, seed=1)
@@ -250,7 +259,7 @@ def test_import_cli_with_progress_and_json(fresh_database_url: str, tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) | {"seconds": 0} == {
-        "kind": "members", "lines": 1, "accepted": 1, "rejected": 0, "resumed_after_line": 0,
+        "kind": "members", "lines": 1, "accepted": 1, "rejected": 0, "provisional": 0, "resumed_after_line": 0,
         "rejects_file": str(tmp_path / "m.rejects.csv"), "seconds": 0,
     }  # fmt: skip
     bad_header = tmp_path / "bad.csv"

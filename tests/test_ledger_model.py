@@ -29,7 +29,7 @@ from hub.config import Settings
 from hub.partners import service as partners
 from hub.points import jobs
 from hub.points.verify import verify
-from tests.conftest import ENROLL, ISSUER, PartnerClient, enrolment, new_phone
+from tests.conftest import ENROLL, ISSUER, PartnerClient, SmsGateway, enrolment, new_phone
 from tests.points_helpers import CAPTURE, EARN, HOLD, POINTS, REDEEM, REVERSE, VOID
 
 T = TypeVar("T")
@@ -237,7 +237,8 @@ class LedgerMachine(RuleBasedStateMachine):
             "channel": "POS",
         }
         result = self.loop.run(partner.gql(ENROLL, enrolment("M-" + secrets.token_hex(5), phone, consent=consent)))
-        return str(result["data"]["enrollMember"]["member"]["id"])
+        member_id = str(result["data"]["enrollMember"]["member"]["id"])
+        return str(self.loop.run(partner.confirm(member_id, phone))["member"]["id"])
 
     def _call(self, who: str, mutation: str, **fields: Any) -> dict[str, Any]:
         fields.setdefault("idempotencyKey", "k-" + secrets.token_hex(8))
@@ -380,7 +381,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 @pytest.fixture
-def machine_env(settings: Settings, tmp_path: Any) -> Any:
+def machine_env(settings: Settings, tmp_path: Any, sms_gateway: SmsGateway) -> Any:
     loop = Loop()
     clock = FrozenClock(datetime(2030, 1, 1, tzinfo=UTC))
     app = create_app(replace(settings, points_expiry=f"days:{EXPIRY_DAYS}"), clock=clock)
@@ -401,7 +402,9 @@ def machine_env(settings: Settings, tmp_path: Any) -> Any:
                 ),
             )
         assert client.client_secret is not None
-        return PartnerClient(http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes)
+        return PartnerClient(
+            http, partner.public_id, partner.id, client.client_id, client.client_secret, client.scopes, sms_gateway
+        )
 
     yield {"loop": loop, "clock": clock, "app": app, "make_partner": make_partner}
     loop.run(http.aclose())

@@ -11,9 +11,9 @@ from sqlalchemy import func, select, update
 
 from hub.consent.models import consent, consent_event
 from hub.events.models import event
-from hub.members.models import member, member_link
+from hub.members.models import member, member_claim, member_link
 from hub.state import Hub
-from tests.conftest import ENROLL, PartnerClient, enrolment, new_phone
+from tests.conftest import CONFIRM, ENROLL, PartnerClient, SmsGateway, enrol_confirmed, enrolment, new_phone
 
 MEMBER = "query($id: ID!) { member(id: $id) { id externalId name birthday memberSince } }"
 BY_EXTERNAL = "query($e: String!) { memberByExternalId(externalId: $e) { id externalId } }"
@@ -60,14 +60,16 @@ async def test_enrolment_creates_member_link_consent_and_events(make_partner: An
     assert sorted(events) == ["consent.granted", "member.enrolled"]
 
 
-async def test_phone_in_another_format_links_the_existing_member(make_partner: Any, hub: Hub) -> None:
+async def test_phone_in_another_format_links_the_existing_member_once_confirmed(
+    make_partner: Any, hub: Hub, sms_gateway: SmsGateway
+) -> None:
     pharmacy: PartnerClient = await make_partner()
     insurer: PartnerClient = await make_partner(kind="insurer")
     phone = new_phone()
     first = await enrol(pharmacy, "P-2", phone)
     local = phone.removeprefix("+86")
     local_format = f"{local[:3]} {local[3:7]} {local[7:]}"
-    second = await enrol(insurer, "INS-2", local_format, name=None, birthday=None)
+    second = await enrol_confirmed(insurer, "INS-2", local_format, name=None, birthday=None)
     assert second["linkedExisting"] is True
     assert second["member"]["id"] != first["member"]["id"]  # pairwise: each partner its own id
     assert second["member"]["name"] == "王芳"  # the hub profile, not a duplicate
@@ -94,7 +96,7 @@ async def test_partner_isolation_unknown_and_unconsented_look_the_same(make_part
     only_a = (await enrol(a, "A-4", new_phone()))["member"]["id"]
     unknown = await b.gql(MEMBER, {"id": "mbr_doesNotExistAtAll0000"})
     foreign = await b.gql(MEMBER, {"id": only_a})
-    assert unknown == foreign == {"data": {"member": None}}
+    assert unknown["data"] == foreign["data"] == {"member": None}
     listed = await b.gql(MEMBERS, {"first": 100})
     assert only_a not in {e["node"]["id"] for e in listed["data"]["members"]["edges"]}
 
@@ -137,12 +139,22 @@ async def test_enrolment_errors_are_typed_and_write_nothing(make_partner: Any, h
     assert before == after
 
 
-async def test_enrolling_the_same_member_twice_is_refused(make_partner: Any) -> None:
+async def test_enrolling_the_same_phone_twice_makes_a_record_that_confirming_folds_back(
+    make_partner: Any, sms_gateway: SmsGateway
+) -> None:
     pharmacy: PartnerClient = await make_partner()
     phone = new_phone()
-    await enrol(pharmacy, "P-7", phone)
-    again = (await pharmacy.gql(ENROLL, enrolment("P-7b", phone)))["data"]["enrollMember"]
-    assert again["errors"][0]["code"] == "MEMBER_ALREADY_ENROLLED"
+    first = await enrol(pharmacy, "P-7", phone)
+    # The answer does not say the phone is known, even to the partner that enrolled it first.
+    again = await enrol(pharmacy, "P-7b", phone, name="别人")
+    assert again["errors"] == [] and again["linkedExisting"] is False and again["member"]["name"] == "别人"
+    code = sms_gateway.last_code(phone)
+    confirmed = (await pharmacy.gql(CONFIRM, {"input": {"memberId": again["member"]["id"], "code": code}}))["data"]
+    result = confirmed["confirmEnrollment"]
+    # The partner already knew this member: it keeps the id it had, and the hub profile stays the member's.
+    assert result["linkedExisting"] is True and result["member"]["id"] == first["member"]["id"]
+    assert result["member"]["externalId"] == "P-7" and result["member"]["name"] == "王芳"
+    assert (await pharmacy.gql(MEMBER, {"id": again["member"]["id"]}))["data"]["member"] is None
 
 
 async def test_malformed_input_is_a_graphql_error_with_code(make_partner: Any) -> None:
@@ -231,9 +243,12 @@ async def test_federation_entities_obey_consent(make_partner: Any) -> None:
     assert (await b.gql(query, reps))["data"]["_entities"] == [None]
 
 
-async def test_concurrent_enrolments_of_one_phone_make_one_member(make_partner: Any, hub: Hub) -> None:
+async def test_concurrent_enrolments_of_one_phone_make_one_owner(make_partner: Any, hub: Hub) -> None:
     partners = [await make_partner() for _ in range(4)]
     phone = new_phone()
     results = await asyncio.gather(*(enrol(p, f"C-{i}", phone) for i, p in enumerate(partners)))
-    assert sorted(r["linkedExisting"] for r in results) == [False, True, True, True]
+    assert [r["linkedExisting"] for r in results] == [False] * 4
     assert await count(hub, member, member.c.phone == phone) == 1
+    assert (
+        await count(hub, member_claim, member_claim.c.phone == phone, member_claim.c.target_member_id.is_not(None)) == 3
+    )

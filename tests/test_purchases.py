@@ -65,10 +65,12 @@ async def shopper(
     partner: PartnerClient, *, birthday: str = "1980-05-17", permissions: list[str] = SHOPPER, phone: str | None = None
 ) -> str:
     consent = {"permissions": permissions, "policyVersion": "2026-01", "channel": "POS"}
-    variables = enrolment("S-" + secrets.token_hex(6), phone or new_phone(), consent=consent, birthday=birthday)
+    phone = phone or new_phone()
+    variables = enrolment("S-" + secrets.token_hex(6), phone, consent=consent, birthday=birthday)
     result = await partner.gql(ENROLL, variables)
     assert result["data"]["enrollMember"]["errors"] == [], result
-    return str(result["data"]["enrollMember"]["member"]["id"])
+    # The shopper hands back the code sent to their phone, which links a membership they already have.
+    return str((await partner.confirm(result["data"]["enrollMember"]["member"]["id"], phone))["member"]["id"])
 
 
 def line(amount: str, **extra: Any) -> dict[str, Any]:
@@ -297,7 +299,7 @@ async def test_mid_month_rule_change_applies_by_occurred_at(
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:
             base = await make_partner()
             pharmacy = PartnerClient(http, base.partner_id, base.partner_pk, base.client_id, base.client_secret,
-                                     base.scopes)  # fmt: skip
+                                     base.scopes, base.sms)  # fmt: skip
             member_id = await shopper(pharmacy)
             before = await buy(pharmacy, member_id, [line("10.00")], clock.now() - timedelta(days=11))
             after = await buy(pharmacy, member_id, [line("10.00")], clock.now() - timedelta(days=9))

@@ -12,11 +12,12 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.consent.models import access_log, consent
 from hub.db import Database
+from hub.members.models import member
 from hub.partners.models import partner
 
 
@@ -81,12 +82,14 @@ class LoggedAccess:
 
 
 async def for_member(conn: AsyncConnection, member_id: int, *, limit: int = 200) -> list[LoggedAccess]:
-    """The member's own view: who read what, when, under which consent (newest first)."""
+    """The member's own view: who read what, when, under which consent (newest first), including what partners
+    read of records since merged into theirs (the log is append-only, so those rows keep their member)."""
+    merged = select(member.c.id).where(member.c.merged_into == member_id)
     rows = await conn.execute(
         select(partner.c.name, access_log.c.categories, consent.c.public_id, access_log.c.occurred_at)
         .join(partner, partner.c.id == access_log.c.partner_id)
         .join(consent, consent.c.id == access_log.c.consent_id)
-        .where(access_log.c.member_id == member_id)
+        .where(or_(access_log.c.member_id == member_id, access_log.c.member_id.in_(merged)))
         .order_by(access_log.c.id.desc())
         .limit(limit)
     )

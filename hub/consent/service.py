@@ -48,6 +48,11 @@ class Evidence:
     def as_dict(self) -> dict[str, Any]:
         return {"policyVersion": self.policy_version, "channel": self.channel}
 
+    @property
+    def from_member(self) -> bool:
+        """Given by the member themself (portal, consent screen, a confirmed enrolment), not asserted by a partner."""
+        return self.actor == "member"
+
 
 def validate_permissions(permissions: list[str] | frozenset[str], field: str) -> frozenset[str]:
     chosen = frozenset(permissions)
@@ -104,6 +109,15 @@ async def grant(
         )
     ).one_or_none()
     granted = sorted(permissions)
+    if (
+        current is not None
+        and not evidence.from_member
+        and (current.status != "AUTHORISED" or not permissions <= frozenset(current.permissions))
+    ):
+        # Only the member widens or restores what they narrowed, revoked or never gave: a partner's word (a
+        # till's POS tick, an import file) cannot. Enrolment never gets here (it makes a new member); this is the
+        # rule for every other caller.
+        raise DomainError("CONSENT_REQUIRED", "only the member can widen or restore this consent", "consent")
     if current is None:
         public_id = new_id("cns", 12)
         consent_pk = await conn.scalar(

@@ -2,8 +2,8 @@
 
 New members (a phone the hub has not seen) are validated one by one exactly as `enrol` validates them, then
 written with one bulk statement per table: member, link (a fresh pairwise id), consent, its `granted` event and
-the outbox events. A row whose phone belongs to an existing member goes the one-by-one way, because linking an
-existing member fills gaps in their profile and may meet an existing consent. Rejections carry `enrol`'s codes.
+the outbox events. A row whose phone belongs to an existing member goes the one-by-one way (`enrol`), which makes
+it a provisional member with a claim its owner settles in the portal. Rejections carry `enrol`'s codes.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from hub.members.models import member, member_link
 
 async def enrol_many(
     conn: AsyncConnection, partner_id: int, enrolments: list[service.Enrolment], *, now: datetime, region: str
-) -> dict[int, DomainError]:
-    """Enrol in order in the caller's transaction; returns the errors of the rejected, by index."""
+) -> tuple[dict[int, DomainError], int]:
+    """Enrol in order in the caller's transaction; returns the errors of the rejected, by index, and how many
+    were enrolled provisionally (a phone the hub knew: the member confirms the link in the portal; no code is
+    sent to a file's worth of phones)."""
     errors: dict[int, DomainError] = {}
     valid: dict[int, tuple[str, frozenset[str]]] = {}
     for i, enrolment in enumerate(enrolments):
@@ -77,13 +79,15 @@ async def enrol_many(
         batch_phones.add(phone)
     if fresh:
         await _write(conn, partner_id, [(enrolments[i], *valid[i]) for i in fresh], now)
+    provisional = 0
     for i in slow:
         try:
             async with conn.begin_nested():
                 await service.enrol(conn, partner_id, enrolments[i], now=now, default_region=region)
+            provisional += 1
         except DomainError as error:
             errors[i] = error
-    return errors
+    return errors, provisional
 
 
 async def _write(

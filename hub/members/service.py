@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import cursors
@@ -22,7 +22,7 @@ from hub.db import UtcDateTime, among
 from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
-from hub.members.models import member, member_link
+from hub.members.models import REACHABLE, member, member_claim, member_link
 from hub.members.phone import normalise
 
 MAX_PAGE = 100
@@ -54,9 +54,18 @@ class Enrolment:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """An enrolment's claim on a phone, which the code sent to that phone confirms."""
+
+    id: int
+    phone: str
+
+
+@dataclass(frozen=True)
 class Enrolled:
     member: MemberView
     linked_existing: bool
+    claim: Claim | None = None
 
 
 # Built once: on the hot read path, constructing the statement costs more Python than executing it.
@@ -80,7 +89,7 @@ _VISIBLE = (
     )
     .where(
         member_link.c.partner_id == bindparam("partner_id"),
-        member.c.status == "active",
+        member.c.status.in_(REACHABLE),
         consents.is_active(bindparam("now", type_=UtcDateTime())),
     )
 )
@@ -174,7 +183,14 @@ async def enrol(
     now: datetime,
     default_region: str,
 ) -> Enrolled:
-    """Enrol a member at a partner, linking the hub member who already has this phone instead of duplicating."""
+    """Enrol a member at a partner, with a claim on the phone for its owner to confirm.
+
+    A phone is not proof of anything, so the answer is the same for a phone the hub knows and one it does not:
+    the partner's member holds exactly what the partner sent. A new phone makes a hub member at once; a known
+    phone makes a *provisional* member, which the phone's owner may merge into their membership by giving back
+    the code sent to the phone (`claims.confirm`) or approving in the portal. Until then the partner sees
+    nothing of the existing member, and a consent the member narrowed or revoked stays as the member left it.
+    """
     phone, permissions = validate(enrolment, default_region, now.date())
     consents.validate_expiry(permissions, enrolment.consent_expires_at, now, "consent.expiresAt")
     taken = await conn.scalar(
@@ -185,32 +201,28 @@ async def enrol(
     if taken is not None:
         raise DomainError("EXTERNAL_ID_TAKEN", "this externalId is already enrolled", "externalId")
 
-    existing = (
-        await conn.execute(
-            select(member.c.id, member.c.name, member.c.birthday).where(
-                member.c.phone == phone, member.c.status == "active"
-            )
+    owner = await conn.scalar(select(member.c.id).where(member.c.phone == phone, member.c.status == "active"))
+    member_id = await conn.scalar(
+        insert(member)
+        .values(
+            name=enrolment.name,
+            phone=phone if owner is None else None,  # a provisional member does not own the phone
+            birthday=enrolment.birthday,
+            status="active" if owner is None else "provisional",
+            created_at=now,
         )
-    ).one_or_none()
-    if existing is None:
-        member_id = await conn.scalar(
-            insert(member)
-            .values(name=enrolment.name, phone=phone, birthday=enrolment.birthday, status="active", created_at=now)
-            .returning(member.c.id)
+        .returning(member.c.id)
+    )
+    assert member_id is not None
+    await conn.execute(
+        insert(member_link).values(
+            member_id=member_id,
+            partner_id=partner_id,
+            pairwise_id=new_id("mbr", 16),
+            external_id=enrolment.external_id,
+            created_at=now,
         )
-        assert member_id is not None
-    else:
-        member_id = existing.id
-        # The hub profile belongs to the member; a partner may fill gaps in it but not overwrite it.
-        fill = {
-            key: value
-            for key, value in (("name", enrolment.name), ("birthday", enrolment.birthday))
-            if value is not None and getattr(existing, key) is None
-        }
-        if fill:
-            await conn.execute(update(member).where(member.c.id == member_id).values(**fill))
-
-    await _link(conn, partner_id, member_id, enrolment.external_id, now)
+    )
     await consents.grant(
         conn,
         member_id=member_id,
@@ -220,46 +232,30 @@ async def enrol(
         now=now,
         expires_at=enrolment.consent_expires_at,
     )
+    claim_id = await conn.scalar(
+        insert(member_claim)
+        .values(
+            partner_id=partner_id,
+            member_id=member_id,
+            target_member_id=owner,
+            phone=phone,
+            status="PENDING",
+            created_at=now,
+        )
+        .returning(member_claim.c.id)
+    )
+    assert claim_id is not None
     await outbox.record(
         conn,
         "member.enrolled",
         now=now,
         member_id=member_id,
         partner_id=partner_id,
-        payload={"externalId": enrolment.external_id, "linkedExisting": existing is not None},
+        payload={"externalId": enrolment.external_id},
     )
     view = await by_member_id(conn, partner_id, member_id, now)
     assert view is not None, "the member was just linked and consented"
-    return Enrolled(member=view, linked_existing=existing is not None)
-
-
-async def _link(conn: AsyncConnection, partner_id: int, member_id: int, external_id: str, now: datetime) -> None:
-    link = (
-        await conn.execute(
-            select(member_link.c.id, member_link.c.external_id).where(
-                member_link.c.partner_id == partner_id, member_link.c.member_id == member_id
-            )
-        )
-    ).one_or_none()
-    if link is None:
-        await conn.execute(
-            insert(member_link).values(
-                member_id=member_id,
-                partner_id=partner_id,
-                pairwise_id=new_id("mbr", 16),
-                external_id=external_id,
-                created_at=now,
-            )
-        )
-    elif link.external_id is None:
-        # Known to the partner through consent alone until now; the till enrolment gives it its own id.
-        await conn.execute(update(member_link).where(member_link.c.id == link.id).values(external_id=external_id))
-    else:
-        raise DomainError(
-            "MEMBER_ALREADY_ENROLLED",
-            "this member is already enrolled with you under another externalId",
-            "phone",
-        )
+    return Enrolled(member=view, linked_existing=False, claim=Claim(int(claim_id), phone))
 
 
 async def by_member_id(conn: AsyncConnection, partner_id: int, member_id: int, now: datetime) -> MemberView | None:
@@ -296,7 +292,7 @@ async def linked_member_id(conn: AsyncConnection, partner_id: int, pairwise_id: 
         .where(
             member_link.c.partner_id == partner_id,
             member_link.c.pairwise_id == pairwise_id,
-            member.c.status == "active",
+            member.c.status.in_(REACHABLE),
         )
     )
     return None if found is None else int(found)

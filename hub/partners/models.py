@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, String, Table, Text
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, String, Table, Text
 
 from hub.db import BigId, Json, UtcDateTime, metadata
 
@@ -37,6 +37,9 @@ oauth_client = Table(
     Column("redirect_uris", Json, nullable=True),
     Column("status", String(20), nullable=False, server_default="active"),
     Column("created_at", UtcDateTime, nullable=False),
+    # Per-client rate limits (requests and query cost per minute); null: the hub's defaults.
+    Column("requests_per_minute", Integer, nullable=True),
+    Column("cost_per_minute", Integer, nullable=True),
     CheckConstraint(f"auth_method IN {AUTH_METHODS!r}", name="auth_method"),
     CheckConstraint("status IN ('active', 'disabled')", name="status"),
 )

@@ -1253,3 +1253,39 @@ async def expire_hold(conn: AsyncConnection, hold_id: int, now: datetime) -> int
         payload={"holdId": found.public_id, "points": found.points},
     )
     return 1
+
+
+async def merge_members(conn: AsyncConnection, source_id: int, target_id: int, now: datetime) -> int:
+    """Move everything the source member holds to the target (two records found to be one person).
+
+    One `merge` transaction moves each member balance (available, pending, held, a debt too) from the source's
+    accounts to the target's; the lots and holds change owner with them, so every lot keeps its issuer, dates and
+    allocations and settlement is untouched. The source's transactions follow (a partner's history of the member
+    stays whole). Then the target's available lots repay any debt, as newly available points always do.
+    Returns the points moved.
+    """
+    for member_id in sorted((source_id, target_id)):
+        await lock_member(conn, member_id, now)
+    kinds = (MEMBER_AVAILABLE, MEMBER_PENDING, MEMBER_HELD)
+    rows = await conn.execute(
+        select(ledger_account.c.kind, ledger_account.c.balance).where(
+            ledger_account.c.code.in_([member_account(kind, source_id).code for kind in kinds])
+        )
+    )
+    balances = {row.kind: int(row.balance) for row in rows if row.balance}
+    moved = sum(balances.values())
+    txn_id = await _open_system_txn(conn, "merge", target_id, max(moved, 0), now, reason="member records merged")
+    movements: list[Movement] = []
+    for kind, balance in balances.items():
+        movements += [
+            Movement(member_account(kind, source_id), -balance),
+            Movement(member_account(kind, target_id), balance),
+        ]
+    await _post(conn, txn_id, movements, now)
+    for table in (point_lot, point_hold, ledger_txn):
+        await conn.execute(update(table).where(table.c.member_id == source_id).values(member_id=target_id))
+    available = await conn.scalars(
+        select(point_lot.c.id).where(point_lot.c.member_id == target_id, point_lot.c.status == "available")
+    )
+    await _repay_debt(conn, txn_id, target_id, list(available), now)
+    return moved

@@ -75,6 +75,8 @@ import_job = Table(
     Column("last_line", BigInteger, nullable=False, server_default="0"),
     Column("accepted", BigInteger, nullable=False, server_default="0"),
     Column("rejected", BigInteger, nullable=False, server_default="0"),
+    # Members imported under a phone the hub already knew: provisional until the phone's owner confirms.
+    Column("provisional", BigInteger, nullable=False, server_default="0"),
     Column("finished_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("partner_id", "kind", "file_hash"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from enum import Enum
 from typing import Annotated
 
@@ -14,12 +15,14 @@ from hub.consent import service as consent_service
 from hub.consent.models import CONSENT_STATUSES
 from hub.consent.service import CHANNELS, Evidence
 from hub.errors import DomainError
-from hub.members import service
+from hub.members import claims, service
 from hub.members.service import MemberView
 from hub.schema.context import Info
 from hub.schema.permissions import consented, member_token, needs_scope, scoped
 from hub.schema.points import MemberPoints, PointsTransactionConnection, member_points, member_points_history
 from hub.schema.programme import MemberTier, PurchaseSummary, member_tier, purchase_summary
+
+log = logging.getLogger("hub.members")
 
 
 @strawberry.enum
@@ -30,6 +33,8 @@ class MemberErrorCode(Enum):
     EXTERNAL_ID_TAKEN = "EXTERNAL_ID_TAKEN"
     MEMBER_ALREADY_ENROLLED = "MEMBER_ALREADY_ENROLLED"
     EXPIRY_REQUIRED = "EXPIRY_REQUIRED"
+    MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
+    INVALID_CODE = "INVALID_CODE"
 
 
 @strawberry.type
@@ -271,7 +276,25 @@ class EnrollMemberInput:
 @strawberry.type
 class EnrollMemberPayload:
     member: Member | None
-    linked_existing: bool
+    linked_existing: bool = strawberry.field(
+        description="False at enrolment, whatever the phone: a phone proves nothing. Confirming the enrolment "
+        "with the code sent to the phone says whether it linked the member's existing coalition membership."
+    )
+    errors: list[MemberError]
+
+
+@strawberry.input
+class ConfirmEnrollmentInput:
+    member_id: strawberry.ID = strawberry.field(description="The id enrollMember answered with")
+    code: str = strawberry.field(description="The six-digit code the hub sent to the member's phone")
+
+
+@strawberry.type
+class ConfirmEnrollmentPayload:
+    member: Member | None = strawberry.field(
+        description="The member now; when linked to a membership you already knew, under the id you had for it"
+    )
+    linked_existing: bool = strawberry.field(description="The phone's owner was already a coalition member")
     errors: list[MemberError]
 
 
@@ -409,7 +432,7 @@ class MemberMutations:
             consent_expires_at=input.consent.expires_at,
         )
         # A concurrent enrolment of the same phone or external id can win the race on PostgreSQL; the loser
-        # retries once and then sees the winner's rows (linking, or EXTERNAL_ID_TAKEN).
+        # retries once and then sees the winner's rows (a claim on the phone, or EXTERNAL_ID_TAKEN).
         for attempt in range(2):
             try:
                 async with ctx.hub.db.write() as conn:
@@ -420,12 +443,44 @@ class MemberMutations:
                         now=ctx.now,
                         default_region=ctx.hub.settings.default_phone_region,
                     )
-                return EnrollMemberPayload(
-                    member=Member.of(enrolled.member), linked_existing=enrolled.linked_existing, errors=[]
-                )
+                    claim = enrolled.claim
+                    assert claim is not None
+                    code = await claims.issue_code(conn, claim, ctx.now)
+                break
             except DomainError as error:
                 return EnrollMemberPayload(member=None, linked_existing=False, errors=[MemberError.of(error)])
             except IntegrityError:
                 if attempt:
                     raise
-        raise AssertionError("unreachable")
+        if code is not None:  # after the commit: no network call inside a transaction
+            assert ctx.principal is not None and claim is not None
+            try:
+                await ctx.hub.sms.send(claim.phone, claims.code_message(code, ctx.principal.partner.name))
+            except Exception:
+                # The enrolment stands; the member can still link it from the portal.
+                log.exception("could not send an enrolment code")
+        return EnrollMemberPayload(member=Member.of(enrolled.member), linked_existing=False, errors=[])
+
+    @strawberry.mutation(
+        extensions=scoped("member:enroll"),
+        description="Confirm an enrolment with the code sent to the member's phone. If the phone's owner was "
+        "already a coalition member, your member is merged into their membership (points, purchases, tier).",
+    )
+    async def confirm_enrollment(self, info: Info, input: ConfirmEnrollmentInput) -> ConfirmEnrollmentPayload:
+        ctx = info.context
+        if not 1 <= len(input.code) <= 10:
+            error = DomainError("INVALID_CODE", "the code is wrong or no longer valid", "code")
+            return ConfirmEnrollmentPayload(member=None, linked_existing=False, errors=[MemberError.of(error)])
+        programme = claims.Programme(ctx.hub.settings.programme.at(ctx.now), ctx.hub.settings.points_policy.zone)
+        try:
+            async with ctx.hub.db.write() as conn:
+                result = await claims.confirm(
+                    conn, ctx.partner_id, str(input.member_id), input.code, now=ctx.now, programme=programme
+                )
+        except DomainError as error:
+            result = error
+        if isinstance(result, DomainError):
+            return ConfirmEnrollmentPayload(member=None, linked_existing=False, errors=[MemberError.of(result)])
+        return ConfirmEnrollmentPayload(
+            member=Member.of(result.member), linked_existing=result.linked_existing, errors=[]
+        )
