@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/hub serve --demo
+	HUB_ENV=development $(BIN)/hub serve --demo
 
 test: $(STAMP)
 	$(BIN)/pytest -q -rs $(PYTEST_ARGS)

@@ -38,7 +38,7 @@ def _bool(name: str, default: bool) -> bool:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     issuer: str = "http://127.0.0.1:8000"
-    env: str = "development"
+    env: str = "production"  # development (GraphiQL, error detail, codes in the log) only when asked for
     keys_dir: Path = Path("var/keys")
     demo_credentials_file: Path = Path("var/demo-credentials.json")
     access_token_ttl: int = 600
@@ -50,6 +50,15 @@ class Settings:
     graphql_max_depth: int = 10
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000
+    graphql_max_cost: int = 10_000
+    # Per OAuth client and minute, unless the client has its own (`hub client limits`); shared by every hub
+    # process through Redis when redis_url is set, per process otherwise.
+    rate_limit_requests: int = 60_000
+    rate_limit_cost: int = 600_000
+    redis_url: str | None = None
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto the hub believes (comma-separated addresses); none by
+    # default, so a caller cannot choose the address the sign-in limits count.
+    trusted_proxies: str = ""
     points_expiry: str = "year_end:1"
     points_allow_negative: bool = True
     hold_ttl_default: int = 900
@@ -89,13 +98,20 @@ class Settings:
         return cls(
             database_url=os.environ.get("HUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
             issuer=(os.environ.get("HUB_ISSUER") or "http://127.0.0.1:8000").rstrip("/"),
-            env=os.environ.get("HUB_ENV") or "development",
+            env=os.environ.get("HUB_ENV") or "production",
             keys_dir=Path(os.environ.get("HUB_KEYS_DIR") or "var/keys"),
             demo_credentials_file=Path(os.environ.get("HUB_DEMO_CREDENTIALS_FILE") or "var/demo-credentials.json"),
             access_token_ttl=_int("HUB_ACCESS_TOKEN_TTL", 600),
             default_phone_region=os.environ.get("HUB_DEFAULT_PHONE_REGION") or "CN",
             db_pool_size=_int("HUB_DB_POOL_SIZE", 10),
             token_cache_seconds=_int("HUB_TOKEN_CACHE_SECONDS", 60),
+            graphql_max_depth=_int("HUB_GRAPHQL_MAX_DEPTH", 10),
+            graphql_max_aliases=_int("HUB_GRAPHQL_MAX_ALIASES", 30),
+            graphql_max_cost=_int("HUB_GRAPHQL_MAX_COST", 10_000),
+            rate_limit_requests=_int("HUB_RATE_LIMIT_REQUESTS", 60_000),
+            rate_limit_cost=_int("HUB_RATE_LIMIT_COST", 600_000),
+            redis_url=os.environ.get("HUB_REDIS_URL") or None,
+            trusted_proxies=os.environ.get("HUB_TRUSTED_PROXIES") or "",
             points_expiry=os.environ.get("HUB_POINTS_EXPIRY") or "year_end:1",
             points_allow_negative=(os.environ.get("HUB_POINTS_ALLOW_NEGATIVE") or "true").lower()
             in ("1", "true", "yes"),

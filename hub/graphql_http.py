@@ -1,9 +1,14 @@
-"""GraphQL over HTTP: the bearer token is checked first (a bad token is a 401), then a JSON POST is executed.
+"""GraphQL over HTTP: the bearer token is checked first (none or a bad one is a 401), then the client's request
+rate, then a JSON POST is executed.
 
 The hub serves `POST application/json` itself, the one transport partners use (queries via GET, batches,
 multipart uploads and subscriptions are off), instead of through strawberry's general view, which handles every
-transport and cost ~8 % of a redemption's CPU (bench/redeem.py). GET stays with strawberry's view: it renders
-GraphiQL in development and refuses queries.
+transport and cost ~8 % of a redemption's CPU (bench/redeem.py). GET renders GraphiQL in development (through
+strawberry's view) and is otherwise refused with a JSON error.
+
+The body is checked before GraphQL sees it: JSON nested at most 64 deep, and no text the hub refuses anywhere
+(hub/text.py). In development an anonymous POST may introspect the schema (GraphiQL needs it); anything else
+without a token is a 401.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from hub import text
 from hub.auth.principal import Principal, authenticate
+from hub.auth.rate_limits import RateLimited
 from hub.auth.tokens import InvalidToken
 from hub.schema import build_schema
 from hub.schema.context import Context
+from hub.schema.limits import is_introspection
 from hub.state import Hub
 
 MAX_BODY_BYTES = 1 << 20  # a GraphQL document plus variables; a purchase with hundreds of lines is ~100 kB
@@ -34,25 +42,40 @@ _PRINCIPAL = "hub.principal"
 
 
 class BadRequest(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
     def response(self) -> Response:
         return JSONResponse(
-            {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}, status_code=self.status
+            {"errors": [{"message": self.message, "extensions": {"code": self.code}}]},
+            status_code=self.status,
+            headers=self.headers,
         )
 
 
-def _unauthorised(error: str, description: str, status: int = 401) -> Response:
+def _unauthorised(error: str | None, description: str, status: int = 401) -> Response:
+    """RFC 6750 §3: a request without credentials gets the challenge alone; a bad one names the error too."""
+    challenge = 'Bearer realm="hub"'
+    if error is not None:
+        challenge += f', error="{error}", error_description="{description}"'
+    body: dict[str, Any] = {
+        "errors": [{"message": description, "extensions": {"code": (error or "unauthenticated").upper()}}]
+    }
+    if error is not None:
+        body = {"error": error, "error_description": description, **body}
+    return JSONResponse(body, status_code=status, headers={"WWW-Authenticate": challenge})
+
+
+def _rate_limited(refusal: RateLimited) -> Response:
     return JSONResponse(
         {
-            "error": error,
-            "error_description": description,
-            "errors": [{"message": description, "extensions": {"code": error.upper()}}],
+            "errors": [
+                {"message": str(refusal), "extensions": {"code": "RATE_LIMITED", "retryAfter": refusal.retry_after}}
+            ]
         },
-        status_code=status,
-        headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'},
+        status_code=429,
+        headers={"Retry-After": str(refusal.retry_after)},
     )
 
 
@@ -101,14 +124,29 @@ class GraphQLEndpoint:
             await principal(scope, receive, send)
             return
         if request.method == "GET":
+            await self._get(request, principal, scope, receive, send)
+            return
+        try:
+            if principal is not None:
+                await self.hub.rate_limits.request(principal.client_id, principal.requests_per_minute)
+            response = await self._execute(request, principal)
+        except BadRequest as refusal:
+            response = refusal.response()
+        except RateLimited as refusal:
+            response = _rate_limited(refusal)
+        await response(scope, receive, send)
+
+    async def _get(
+        self, request: Request, principal: Principal | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if self.hub.settings.development and "query" not in request.query_params:
             scope[_PRINCIPAL] = principal
             await self.graphiql(scope, receive, send)
             return
-        try:
-            response: Response = JSONResponse(await self._execute(request, principal))
-        except BadRequest as refusal:
-            response = refusal.response()
-        await response(scope, receive, send)
+        refusal = BadRequest(
+            405, "METHOD_NOT_ALLOWED", "send GraphQL requests as POST with an application/json body", {"Allow": "POST"}
+        )
+        await refusal.response()(scope, receive, send)
 
     async def _principal(self, request: Request) -> Principal | Response | None:
         header = request.headers.get("authorization")
@@ -129,8 +167,10 @@ class GraphQLEndpoint:
         except InvalidToken as exc:
             return _unauthorised("invalid_token", str(exc))
 
-    async def _execute(self, request: Request, principal: Principal | None) -> GraphQLHTTPResponse:
+    async def _execute(self, request: Request, principal: Principal | None) -> Response:
         document = await _json_body(request)
+        if principal is None and not (self.hub.settings.development and is_introspection(document["query"])):
+            return _unauthorised(None, "authentication required: send 'Authorization: Bearer <access token>'")
         context = Context(hub=self.hub, principal=principal, now=self.hub.clock.now())
         try:
             result = await self.schema.execute(
@@ -147,7 +187,9 @@ class GraphQLEndpoint:
             raise BadRequest(400, "BAD_REQUEST", exc.as_http_error_reason()) from exc
         except InvalidOperationTypeError as exc:
             raise BadRequest(400, "BAD_REQUEST", exc.as_http_error_reason("POST")) from exc
-        return with_codes(result)
+        if context.retry_after is not None:
+            return JSONResponse(with_codes(result), status_code=429, headers={"Retry-After": str(context.retry_after)})
+        return JSONResponse(with_codes(result))
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -168,8 +210,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise BadRequest(400, "BAD_REQUEST", "the client closed the request") from exc
     try:
         document = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest(400, "BAD_REQUEST", "the request body is not valid JSON") from exc
+    _check_json(document)
     if not isinstance(document, dict):
         raise BadRequest(400, "BAD_REQUEST", "send one GraphQL request as a JSON object (batches are not supported)")
     expected: dict[str, type] = {"query": str, "variables": dict, "operationName": str, "extensions": dict}
@@ -178,3 +221,28 @@ async def _json_body(request: Request) -> dict[str, Any]:
         if value is not None and not isinstance(value, kind):
             raise BadRequest(400, "BAD_REQUEST", f"'{key}' must be a JSON {'string' if kind is str else 'object'}")
     return {key: document.get(key) for key in expected}
+
+
+def _check_json(document: Any) -> None:
+    """Nesting at most `text.MAX_JSON_DEPTH` deep and only text the hub accepts, walked without recursion.
+
+    `json.loads` itself gives up near Python's recursion limit; this bound is far below it, and the answer is
+    a 400 with a code rather than a crash.
+    """
+    pending: list[tuple[Any, int, str]] = [(document, 0, "")]
+    while pending:
+        value, depth, path = pending.pop()
+        if isinstance(value, str):
+            problem = text.problem(value, len(value) if path == ".query" else text.MAX_TEXT)
+            if problem is not None:
+                raise BadRequest(400, "INVALID_INPUT", f"{path.lstrip('.') or 'the body'}: {problem}")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= text.MAX_JSON_DEPTH:
+            raise BadRequest(400, "BAD_REQUEST", f"the request body is nested more than {text.MAX_JSON_DEPTH} deep")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                pending.append((key, depth + 1, f"{path}.<key>"))
+            pending.append((item, depth + 1, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"))

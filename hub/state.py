@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.auth.keys import KeyStore
+from hub.auth.rate_limits import RateLimits
 from hub.auth.token_states import TokenStates
 from hub.clock import Clock
 from hub.config import Settings
@@ -22,6 +23,7 @@ class Hub:
     sms: SmsSender
     access_log: AccessLog
     token_states: TokenStates
+    rate_limits: RateLimits
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> Hub:
@@ -34,6 +36,7 @@ class Hub:
             sms=sender_for(settings.sms_gateway_url, settings.sms_gateway_token, settings.development),
             access_log=AccessLog(db),
             token_states=TokenStates(settings.database_url, settings.token_cache_seconds),
+            rate_limits=RateLimits(settings.redis_url, settings.rate_limit_requests, settings.rate_limit_cost),
         )
 
     async def close(self) -> None:

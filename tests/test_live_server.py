@@ -58,7 +58,7 @@ async def test_off_the_shelf_oauth_client_through_discovery(live_hub: tuple[str,
             f"{base}/graphql",
             json={"query": "query($id: ID!) { member(id: $id) { id name } }", "variables": {"id": member_id}},
         )
-        assert found.json() == {"data": {"member": {"id": member_id, "name": "王芳"}}}
+        assert found.json()["data"] == {"member": {"id": member_id, "name": "王芳"}}
         revoked = await oauth.post(
             meta["revocation_endpoint"],
             data={"token": token["access_token"]},

@@ -32,6 +32,9 @@ class Principal:
     # Set when a partner app acts for one member (authorization code grant): that member, under that consent.
     member_id: int | None = None
     consent_pk: int | None = None
+    # The client's own rate limits per minute, if the operator set them (else the hub's defaults).
+    requests_per_minute: int | None = None
+    cost_per_minute: int | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
@@ -45,6 +48,8 @@ _TOKEN_STATE = (
         oauth_client.c.client_id,
         oauth_client.c.status.label("client_status"),
         oauth_client.c.allowed_scopes,
+        oauth_client.c.requests_per_minute,
+        oauth_client.c.cost_per_minute,
         partner.c.id.label("partner_pk"),
         partner.c.public_id,
         partner.c.name,
@@ -116,4 +121,6 @@ async def authenticate(
         scopes=scopes,
         member_id=row.member_id,
         consent_pk=row.consent_id,
+        requests_per_minute=row.requests_per_minute,
+        cost_per_minute=row.cost_per_minute,
     )

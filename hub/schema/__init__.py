@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension, max_aliases, query_depth_limiter
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
 from hub.config import Settings
 from hub.consent.access_log import Access
 from hub.schema.documents import prepared_documents
 from hub.schema.errors import ErrorCodes
+from hub.schema.limits import Limits
 from hub.schema.members import MemberMutations, MemberQueries
 from hub.schema.points import PointsMutations, PointsQueries
 from hub.schema.purchases import PurchaseMutations
@@ -49,11 +50,7 @@ def _is_internal(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings) -> strawberry.federation.Schema:
-    # Validation rules from strawberry's limiters, built once: each call makes a new rule class.
-    limits: list[type[ASTValidationRule]] = [
-        query_depth_limiter.create_validator(settings.graphql_max_depth, None, None),
-        max_aliases.create_validator(settings.graphql_max_aliases),
-    ]
+    limits = Limits(settings.graphql_max_depth, settings.graphql_max_aliases, settings.graphql_max_cost)
     extensions: list[type[SchemaExtension] | object] = [
         prepared_documents(limits, settings.graphql_max_tokens),
         AccessLogging,

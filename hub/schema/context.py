@@ -16,6 +16,8 @@ class Context:
     now: datetime  # one instant per request: every check in it sees the same time
     # Member data this request read, by (member, consent) → permissions used; logged before the response leaves.
     accessed: dict[tuple[int, int], set[str]] = field(default_factory=dict)
+    cost: int | None = None  # of the operation, once measured (schema/limits.py)
+    retry_after: int | None = None  # set when the client's cost budget refused the operation: HTTP 429
 
     def record_access(self, member_id: int, consent_pk: int, permission: str) -> None:
         self.accessed.setdefault((member_id, consent_pk), set()).add(permission)

@@ -1,33 +1,42 @@
-"""Each distinct GraphQL document is parsed (within the token limit) and validated (with the hub's limits) once.
+"""Each distinct GraphQL document is parsed (within the token limit) and validated once; every request's
+operation is then measured (depth, aliases, cost: schema/limits.py) against the hub's limits.
 
-This is strawberry's MaxTokensLimiter, AddValidationRules, ParserCache and ValidationCache as one extension keyed
-by the query text. As four, they cost ~10 % of a redemption's CPU (bench/redeem.py): four hooks set up per request,
-and a validation cache key that hashes the whole parsed document every time.
+This is strawberry's MaxTokensLimiter, ParserCache and ValidationCache as one extension keyed by the query text.
+As separate extensions they cost ~10 % of a redemption's CPU (bench/redeem.py): a hook set up per request each,
+and a validation cache key that hashes the whole parsed document every time. The measure depends on the
+variables (a page's `first`), so it runs per request, in one linear pass; for a document whose measure uses no
+variables it is kept with the document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import lru_cache
+from typing import Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from hub.auth.rate_limits import RateLimited
+from hub.schema.limits import LimitError, Limits, measure
 
-def prepared_documents(
-    limits: list[type[ASTValidationRule]], max_tokens: int, maxsize: int = 512
-) -> Callable[[], SchemaExtension]:
+
+def prepared_documents(limits: Limits, max_tokens: int, maxsize: int = 512) -> Callable[[], SchemaExtension]:
     """A factory for the schema's extension list; the caches are bounded (LRU) and shared by all requests."""
-    rules = (*specified_rules, *limits)
 
     @lru_cache(maxsize=maxsize)
     def parsed(query: str) -> DocumentNode:
-        return parse(query, max_tokens=max_tokens)  # a syntax error raises and is not cached
+        try:
+            return parse(query, max_tokens=max_tokens)  # a syntax error raises and is not cached
+        except RecursionError:
+            raise GraphQLError(
+                "Syntax Error: the document is nested too deeply", extensions={"code": "GRAPHQL_PARSE_FAILED"}
+            ) from None
 
     @lru_cache(maxsize=maxsize)
     def errors(schema: GraphQLSchema, query: str) -> list[GraphQLError]:
-        return validate_document(schema, parsed(query), rules)
+        return validate_document(schema, parsed(query), specified_rules)
 
     class PreparedDocuments(SchemaExtension):
         def on_parse(self) -> Iterator[None]:
@@ -36,10 +45,41 @@ def prepared_documents(
                 context.graphql_document = parsed(context.query)
             yield
 
-        def on_validate(self) -> Iterator[None]:
+        async def on_validate(self) -> AsyncIterator[None]:
             context = self.execution_context
             if context.query is not None:
-                context.pre_execution_errors = errors(context.schema._schema, context.query)
+                found = errors(context.schema._schema, context.query)
+                if not found:
+                    found = await self._measure(context)
+                context.pre_execution_errors = found
             yield
+
+        async def _measure(self, context: Any) -> list[GraphQLError]:
+            assert context.graphql_document is not None
+            try:
+                figures = measure(
+                    context.schema._schema,
+                    context.graphql_document,
+                    context.operation_name,
+                    context.variables,
+                    limits,
+                )
+            except LimitError as refused:
+                return [GraphQLError(refused.message, extensions={"code": refused.code, **refused.extensions})]
+            ctx = context.context
+            ctx.cost = figures.cost
+            principal = ctx.principal
+            if principal is not None:
+                try:
+                    await ctx.hub.rate_limits.cost(principal.client_id, figures.cost, principal.cost_per_minute)
+                except RateLimited as refused:
+                    ctx.retry_after = refused.retry_after
+                    extensions = {"code": "RATE_LIMITED", "retryAfter": refused.retry_after}
+                    return [GraphQLError(str(refused), extensions=extensions)]
+            return []
+
+        def get_results(self) -> dict[str, Any]:
+            cost = getattr(self.execution_context.context, "cost", None)
+            return {} if cost is None else {"cost": {"requested": cost, "maximum": limits.max_cost}}
 
     return PreparedDocuments
