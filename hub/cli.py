@@ -176,6 +176,37 @@ def client_create(
     _emit(as_json, data, "client created: the secret is shown only now")
 
 
+@client_app.command("limits")
+def client_limits(
+    client: Annotated[str, typer.Option(help="The client's id")],
+    requests_per_minute: Annotated[
+        int | None, typer.Option(help="Requests a minute (0: the hub's default, HUB_RATE_LIMIT_REQUESTS)")
+    ] = None,
+    cost_per_minute: Annotated[
+        int | None, typer.Option(help="Query cost a minute (0: the hub's default, HUB_RATE_LIMIT_COST)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show or set a client's rate limits; a request over them is answered 429 with Retry-After."""
+    from hub.partners import service
+
+    async def work(hub: Hub) -> tuple[service.ClientLimits, Settings]:
+        async with hub.db.write() as conn:
+            limits = await service.set_client_limits(
+                conn, client_id=client, requests_per_minute=requests_per_minute, cost_per_minute=cost_per_minute
+            )
+        return limits, hub.settings
+
+    limits, settings = _run(work)
+    data = {
+        "client_id": limits.client_id,
+        "requests_per_minute": limits.requests_per_minute or settings.rate_limit_requests,
+        "cost_per_minute": limits.cost_per_minute or settings.rate_limit_cost,
+        "own_limits": limits.requests_per_minute is not None or limits.cost_per_minute is not None,
+    }
+    _emit(as_json, data, "client limits")
+
+
 @partner_app.command("terms")
 def partner_terms(
     partner: Annotated[str, typer.Option(help="The partner's id (ptn_...)")],

@@ -23,6 +23,7 @@ from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import (
     AuthorizationCodeMixin,
     ClientMixin,
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -388,6 +389,9 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         return {"consent_id": user.consent_public_id} if isinstance(user, MemberGrant) else {}
 
 
+MAX_ASSERTION_LIFETIME = 300  # seconds from now that a private_key_jwt assertion's exp may lie
+
+
 class PrivateKeyJWT(JWTBearerClientAssertion):
     """RFC 7523 client authentication: the client signs an assertion with a key registered in its JWK Set."""
 
@@ -400,6 +404,14 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def get_audiences(self) -> list[str]:
         issuer = self._server.settings.issuer
         return [issuer, issuer + "/oauth/token"]
+
+    def verify_claims(self, claims: Any) -> None:
+        # An assertion is a one-shot credential: one valid for years is a stolen key's gift. Checked before the
+        # claims registry (and the jti record), so a long-lived assertion is refused without leaving a trace.
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and exp > time.time() + MAX_ASSERTION_LIFETIME + self.leeway:
+            raise InvalidClientError(description="the client assertion's exp is more than 5 minutes ahead")
+        super().verify_claims(claims)
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
         # A secret-based client has no keys: its assertion then fails verification like any forged one.

@@ -65,8 +65,10 @@ def validate_permissions(permissions: list[str] | frozenset[str], field: str) ->
 
 
 def validate_evidence(evidence: Evidence, field: str) -> None:
-    if not evidence.policy_version.strip():
-        raise DomainError("INVALID_INPUT", "consent needs the policy version the member agreed to", field)
+    if not evidence.policy_version.strip() or len(evidence.policy_version) > 40:
+        raise DomainError(
+            "INVALID_INPUT", "consent needs the policy version the member agreed to (1 to 40 characters)", field
+        )
     if evidence.channel not in CHANNELS:
         raise DomainError("INVALID_INPUT", f"channel must be one of {', '.join(CHANNELS)}", field)
 

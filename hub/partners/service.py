@@ -169,6 +169,48 @@ class Terms:
     activity_kinds: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ClientLimits:
+    client_id: str
+    requests_per_minute: int | None  # None: the hub's default
+    cost_per_minute: int | None
+
+
+MAX_LIMIT = 10_000_000
+
+
+async def set_client_limits(
+    conn: AsyncConnection, *, client_id: str, requests_per_minute: int | None, cost_per_minute: int | None
+) -> ClientLimits:
+    """A client's own rate limits per minute (0 puts it back on the hub's defaults). Every process sees the change
+    at the client's next request (the token state cache is emptied by the change)."""
+    for value, field in ((requests_per_minute, "requestsPerMinute"), (cost_per_minute, "costPerMinute")):
+        if value is not None and not 0 <= value <= MAX_LIMIT:
+            raise DomainError("INVALID_INPUT", f"{field} must be 0 (the default) to {MAX_LIMIT}", field)
+    values = {
+        key: (value or None)
+        for key, value in (("requests_per_minute", requests_per_minute), ("cost_per_minute", cost_per_minute))
+        if value is not None
+    }
+    row = (
+        await conn.execute(
+            update(oauth_client)
+            .where(oauth_client.c.client_id == client_id)
+            .values(**values)
+            .returning(oauth_client.c.requests_per_minute, oauth_client.c.cost_per_minute)
+        )
+        if values
+        else await conn.execute(
+            select(oauth_client.c.requests_per_minute, oauth_client.c.cost_per_minute).where(
+                oauth_client.c.client_id == client_id
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise DomainError("CLIENT_NOT_FOUND", "no such client", "client")
+    return ClientLimits(client_id, row.requests_per_minute, row.cost_per_minute)
+
+
 async def set_terms(
     conn: AsyncConnection,
     *,

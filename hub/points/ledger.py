@@ -333,6 +333,14 @@ def _check_points(points: int, field: str = "points") -> None:
         raise LedgerError("INVALID_AMOUNT", f"points must be between 1 and {MAX_POINTS}", field)
 
 
+def _check_notes(cmd: Any) -> None:
+    """A command's reference and reason fit their columns (checked here, never first by the database)."""
+    for name, field in (("reference", "reference"), ("reason", "reason")):
+        value = getattr(cmd, name, None)
+        if value is not None and len(value) > 200:
+            raise LedgerError("INVALID_INPUT", f"{field} must be at most 200 characters", field)
+
+
 def _check_key(key: str) -> None:
     if not 1 <= len(key) <= 200:
         raise LedgerError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
@@ -551,6 +559,7 @@ async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime,
     """Award points funded by the caller (the issuer). Pending until `pending_until` if it is in the future."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
+    _check_notes(cmd)
     member_id = await _member(conn, partner_id, cmd.member_id, "points:earn", now)
     return await earn_for_member(conn, partner_id, member_id, cmd, now, policy)
 
@@ -635,6 +644,7 @@ async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datet
     """Spend points at the caller in one step (the caller is the redeemer)."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
+    _check_notes(cmd)
     if conn.dialect.name == "postgresql":
         return await _redeem_in_postgresql(conn, partner_id, cmd, now)
     member_id = await _member(conn, partner_id, cmd.member_id, "points:redeem", now)
@@ -723,6 +733,7 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
     """Reserve points for a till (authorise). Returns the transaction id; its hold is the result."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
+    _check_notes(cmd)
     ttl = policy.hold_ttl_default if cmd.expires_in_seconds is None else cmd.expires_in_seconds
     if not 1 <= ttl <= policy.hold_ttl_max:
         raise LedgerError(
@@ -795,6 +806,7 @@ async def capture(conn: AsyncConnection, partner_id: int, cmd: Capture, now: dat
     """Capture all or part of a hold; the rest goes back to the member."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
+    _check_notes(cmd)
     found = await _hold_for(conn, partner_id, cmd.hold_id)
     if cmd.points > found.points:
         raise LedgerError("CAPTURE_EXCEEDS_HOLD", f"the hold is for {found.points} points", "points")
@@ -911,6 +923,7 @@ async def reverse(conn: AsyncConnection, partner_id: int, cmd: Reverse, now: dat
     """Reverse (part of) one of the caller's own earns, redemptions or captures."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
+    _check_notes(cmd)
     original = (
         await conn.execute(
             select(ledger_txn).where(

@@ -83,6 +83,35 @@ LABELS: dict[str, dict[str, str]] = {
     "deny": {"zh": "拒绝", "en": "Deny"},
     "error": {"zh": "出错了", "en": "Something went wrong"},
     "saved": {"zh": "已保存。", "en": "Saved."},
+    "claims": {"zh": "待确认的会员关联", "en": "Memberships waiting for you to link"},
+    "claim_intro": {
+        "zh": "以下合作方用您的手机号登记了会员。若是您本人，关联后积分、消费和等级将合并到您的账户；否则请拒绝。",
+        "en": "These partners enrolled someone under your phone number. If it was you, linking moves its points, "
+        "purchases and tier growth into your membership; if not, refuse it.",
+    },
+    "enrolled_on": {"zh": "登记于", "en": "enrolled on"},
+    "link": {"zh": "关联到我的账户", "en": "Link to my membership"},
+    "not_me": {"zh": "不是我", "en": "This was not me"},
+    "merges": {"zh": "已合并的会员记录", "en": "Records merged into yours"},
+    "merged_by": {"zh": "方式", "en": "how"},
+    "sms_code": {"zh": "短信验证码", "en": "code sent to the phone"},
+    "portal": {"zh": "会员中心确认", "en": "approved in the portal"},
+    "merge_other": {"zh": "合并我的另一个会员记录", "en": "Merge another record of mine"},
+    "merge_intro": {
+        "zh": "如果您用另一个手机号注册过，输入该号码，我们会向它发送验证码，确认后该记录将合并到本账户。",
+        "en": "If you have a membership under another phone number, enter it: a code goes to that phone, and once "
+        "you enter it that record is merged into this one.",
+    },
+    "merged": {"zh": "记录已合并。", "en": "The records were merged."},
+    "locked": {
+        "zh": "有人多次输入错误的验证码，您的手机号的验证码曾被锁定一小时。若不是您本人，请留意。",
+        "en": "Someone entered wrong codes for your phone number many times, so its codes were locked for an "
+        "hour. If that was not you, take care.",
+    },
+    "phone_locked": {
+        "zh": "错误次数过多，该号码的验证码已锁定一小时。",
+        "en": "Too many wrong codes: codes for this number are locked for an hour.",
+    },
     "AUTHORISED": {"zh": "已授权", "en": "Authorised"},
     "REVOKED": {"zh": "已撤回", "en": "Revoked"},
     "EXPIRED": {"zh": "已过期", "en": "Expired"},

@@ -29,7 +29,7 @@ from hub.auth.server import HubAuthorizationServer, MemberGrant, StarletteOAuth2
 from hub.consent import access_log as access_logs
 from hub.consent import service as consents
 from hub.errors import DomainError
-from hub.members import privacy, signin
+from hub.members import claims, privacy, signin
 from hub.members import service as members
 from hub.partners.models import partner
 from hub.points import queries as points
@@ -58,6 +58,11 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+def _client_ip(request: Request) -> str:
+    # The socket's peer, or what a proxy named in HUB_TRUSTED_PROXIES reported (uvicorn applies only those).
+    return request.client.host if request.client else "unknown"
 
 
 def _hub(request: Request) -> Hub:
@@ -182,16 +187,16 @@ async def send_code(request: Request) -> Response:
             to_send = await signin.request_code(
                 conn,
                 phone,
-                ip=request.client.host if request.client else "unknown",
+                ip=_client_ip(request),
                 now=hub.clock.now(),
                 region=hub.settings.default_phone_region,
             )
     except DomainError as error:
-        key = "rate_limited" if error.code == "RATE_LIMITED" else "invalid_phone"
+        key = {"RATE_LIMITED": "rate_limited", "PHONE_LOCKED": "phone_locked"}.get(error.code, "invalid_phone")
         return _page(
             request,
             "login.html",
-            status=429 if key == "rate_limited" else 400,
+            status=400 if key == "invalid_phone" else 429,
             csrf_token=csrf or "",
             code_step=False,
             error=t(key),
@@ -268,14 +273,19 @@ async def home(request: Request) -> Response:
     async with hub.db.read() as conn:
         balances = await points.balances(conn, session.member_id)
         requests = await consents.pending_requests(conn, session.member_id)
+        pending_claims = await claims.pending_for(conn, session.member_id)
         state = await tiers.state(conn, session.member_id)
         progress = await tiers.progress(conn, session.member_id, state, version, now, hub.settings.points_policy.zone)
+    async with hub.db.write() as conn:
+        locked_at = await signin.lockout_notice(conn, session.member_id)  # told once, at the next visit
     return _page(
         request,
         "home.html",
         session=session,
         balances=balances,
         requests=requests,
+        claims=pending_claims,
+        locked_at=locked_at,
         level=version.tiers.by_number(state.level),
         progress=progress,
         yuan=yuan,
@@ -286,11 +296,30 @@ async def consents_page(request: Request) -> Response:
     session = await _current(request)
     if session is None:
         return _to_login(request)
+    return await _consents(request, session)
+
+
+async def _consents(
+    request: Request, session: signin.Session, merge_phone: str | None = None, status: int = 200, **extra: Any
+) -> Response:
     hub = _hub(request)
     async with hub.db.read() as conn:
         mine = await consents.of_member(conn, session.member_id, hub.clock.now())
         requests = await consents.pending_requests(conn, session.member_id)
-    return _page(request, "consents.html", session=session, consents=mine, requests=requests)
+        pending_claims = await claims.pending_for(conn, session.member_id)
+        merges = await claims.merges_of(conn, session.member_id)
+    return _page(
+        request,
+        "consents.html",
+        status=status,
+        session=session,
+        consents=mine,
+        requests=requests,
+        claims=pending_claims,
+        merges=merges,
+        merge_phone=merge_phone,
+        **extra,
+    )
 
 
 async def _member_action(request: Request, action: Any) -> Response:
@@ -338,6 +367,81 @@ async def decide(request: Request) -> Response:
         await consents.decide(conn, session.member_id, public_id, approve=approve, now=now, actor="member")
 
     return await _member_action(request, action)
+
+
+def _programme(hub: Hub) -> claims.Programme:
+    now = hub.clock.now()
+    return claims.Programme(hub.settings.programme.at(now), hub.settings.points_policy.zone)
+
+
+async def decide_claim(request: Request) -> Response:
+    """The phone's owner links a partner's enrolment to their membership, or refuses it."""
+    claim_id = request.path_params["claim_id"]
+
+    async def action(conn: AsyncConnection, session: signin.Session, form: dict[str, Any], now: Any) -> None:
+        approve = form.get("decision") == "approve"
+        await claims.decide(
+            conn, session.member_id, claim_id, approve=approve, now=now, programme=_programme(_hub(request))
+        )
+
+    return await _member_action(request, action)
+
+
+async def merge_code(request: Request) -> Response:
+    """The member names another record of theirs by its phone: a code goes there (if it is a member's)."""
+    session = await _current(request)
+    if session is None:
+        return _to_login(request)
+    form = await _form(request)
+    if not _csrf_ok(session.csrf_token, form):
+        return _forbidden(request)
+    hub, t = _hub(request), translator(_lang(request))
+    phone = str(form.get("phone", ""))
+    try:
+        async with hub.db.write() as conn:
+            to_send = await claims.request_own_merge(
+                conn,
+                session.member_id,
+                phone,
+                ip=_client_ip(request),
+                now=hub.clock.now(),
+                region=hub.settings.default_phone_region,
+            )
+    except DomainError as error:
+        key = {"RATE_LIMITED": "rate_limited", "PHONE_LOCKED": "phone_locked"}.get(error.code, "invalid_phone")
+        return await _consents(request, session, status=429 if key != "invalid_phone" else 400, error=t(key))
+    if to_send is not None:
+        try:
+            await hub.sms.send(to_send.phone, f"【hub】{to_send.code}: merge this membership into another (5 minutes). "
+                               "验证码5分钟内有效，用于合并会员记录。")  # fmt: skip
+        except Exception:
+            log.exception("could not send a merge code")
+            return await _consents(request, session, status=503, error=t("sms_failed"))
+    return await _consents(request, session, merge_phone=phone, notice=t("code_sent"))
+
+
+async def merge(request: Request) -> Response:
+    session = await _current(request)
+    if session is None:
+        return _to_login(request)
+    form = await _form(request)
+    if not _csrf_ok(session.csrf_token, form):
+        return _forbidden(request)
+    hub, t = _hub(request), translator(_lang(request))
+    phone = str(form.get("phone", ""))
+    async with hub.db.write() as conn:
+        merged = await claims.confirm_own_merge(
+            conn,
+            session.member_id,
+            phone,
+            str(form.get("code", "")),
+            now=hub.clock.now(),
+            region=hub.settings.default_phone_region,
+            programme=_programme(hub),
+        )
+    if not merged:
+        return await _consents(request, session, merge_phone=phone, status=400, error=t("invalid_code"))
+    return RedirectResponse("/portal/consents?notice=merged", status_code=303)
 
 
 async def access_log_page(request: Request) -> Response:
@@ -492,6 +596,9 @@ routes = [
     Route("/portal/consents/{consent_id}/revoke", revoke, methods=["POST"]),
     Route("/portal/consents/{consent_id}/narrow", narrow, methods=["POST"]),
     Route("/portal/requests/{request_id}", decide, methods=["POST"]),
+    Route("/portal/claims/{claim_id:int}", decide_claim, methods=["POST"]),
+    Route("/portal/merge/code", merge_code, methods=["POST"]),
+    Route("/portal/merge", merge, methods=["POST"]),
     Route("/portal/access-log", access_log_page, methods=["GET"]),
     Route("/portal/privacy", privacy_page, methods=["GET"]),
     Route("/portal/export", export, methods=["POST"]),

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 
 from hub.config import Settings
 from hub.consent.access_log import Access
+from hub.errors import DomainError
+from hub.schema.context import Info
 from hub.schema.documents import prepared_documents
 from hub.schema.errors import ErrorCodes
 from hub.schema.limits import Limits
-from hub.schema.members import MemberMutations, MemberQueries
+from hub.schema.members import MemberMutations, MemberQueries, members_by_pairwise_ids
 from hub.schema.points import PointsMutations, PointsQueries
 from hub.schema.purchases import PurchaseMutations
 from hub.schema.scalars import SCALARS
@@ -44,6 +49,52 @@ class AccessLogging(SchemaExtension):
         await ctx.hub.access_log.record(accesses)
 
 
+MAX_REPRESENTATIONS = 100
+
+
+class HubSchema(strawberry.federation.Schema):
+    """Federation's `_entities`, bounded and batched: at most 100 representations, each checked, and the members
+    among them read in one statement (strawberry's default resolves them one by one and trusts their shape)."""
+
+    async def entities_resolver(  # type: ignore[override]
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        if len(representations) > MAX_REPRESENTATIONS:
+            raise DomainError(
+                "INVALID_INPUT", f"at most {MAX_REPRESENTATIONS} representations a request", "representations"
+            )
+        wanted: dict[int, str] = {}
+        results: list[Any] = [None] * len(representations)
+        for index, representation in enumerate(representations):
+            problem = _representation_problem(representation)
+            if problem is not None:
+                results[index] = GraphQLError(
+                    f"representations[{index}]: {problem}",
+                    extensions={"code": "INVALID_INPUT", "field": f"representations[{index}]"},
+                )
+            else:
+                wanted[index] = representation["id"]  # type: ignore[index]
+        found = await members_by_pairwise_ids(info, set(wanted.values()))
+        for index, pairwise_id in wanted.items():
+            results[index] = found.get(pairwise_id)
+        return results
+
+
+def _representation_problem(representation: Any) -> str | None:
+    if not isinstance(representation, dict):
+        return "a representation is an object with __typename and its key fields"
+    if representation.get("__typename") != "Member":
+        return "Member is the only entity type"
+    pairwise_id = representation.get("id")
+    if (
+        not isinstance(pairwise_id, str)
+        or not 1 <= len(pairwise_id) <= 100
+        or set(representation) != {"__typename", "id"}
+    ):
+        return "a Member representation has exactly __typename and id (a string)"
+    return None
+
+
 def _is_internal(error: GraphQLError) -> bool:
     """Errors we raised on purpose carry a code; anything else is a bug whose detail must not reach a partner."""
     return not (error.extensions or {}).get("code")
@@ -60,7 +111,7 @@ def build_schema(settings: Settings) -> strawberry.federation.Schema:
     # Last in the list so that its post-processing runs first (extensions unwind in reverse): codes are attached
     # before MaskErrors decides what to hide.
     extensions.append(ErrorCodes)
-    return strawberry.federation.Schema(
+    return HubSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]

@@ -14,12 +14,30 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    StringValueNode,
+    parse,
+    specified_rules,
+)
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from hub import text
 from hub.auth.rate_limits import RateLimited
 from hub.schema.limits import LimitError, Limits, measure
+
+
+class TextLiterals(ASTValidationRule):
+    """String literals in the document obey the same text rule as variables (hub/text.py)."""
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        problem = text.problem(node.value)
+        if problem is not None:
+            self.report_error(GraphQLError(f"a string holds {problem}", node, extensions={"code": "INVALID_INPUT"}))
 
 
 def prepared_documents(limits: Limits, max_tokens: int, maxsize: int = 512) -> Callable[[], SchemaExtension]:
@@ -36,7 +54,7 @@ def prepared_documents(limits: Limits, max_tokens: int, maxsize: int = 512) -> C
 
     @lru_cache(maxsize=maxsize)
     def errors(schema: GraphQLSchema, query: str) -> list[GraphQLError]:
-        return validate_document(schema, parsed(query), specified_rules)
+        return validate_document(schema, parsed(query), (*specified_rules, TextLiterals))
 
     class PreparedDocuments(SchemaExtension):
         def on_parse(self) -> Iterator[None]:

@@ -126,13 +126,16 @@ class Member:
             profile_birthday=view.birthday,
         )
 
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member | None:
-        # Federation entities are a path to member data like any other: same scope, same consent rule.
-        principal = info.context.principal
-        if principal is None or principal.member_id is not None or not principal.has("member:read"):
-            return None
-        return await _by_pairwise_id(info, str(id))
+
+async def members_by_pairwise_ids(info: Info, pairwise_ids: set[str]) -> dict[str, Member]:
+    """Federation's entities: the same scope and consent rule as `member(id:)`, for a batch in one read."""
+    principal = info.context.principal
+    if not pairwise_ids or principal is None or principal.member_id is not None or not principal.has("member:read"):
+        return {}
+    ctx = info.context
+    async with ctx.hub.db.read() as conn:
+        views = await service.by_pairwise_ids(conn, ctx.partner_id, pairwise_ids, ctx.now)
+    return {pairwise_id: Member.of(view) for pairwise_id, view in views.items()}
 
 
 async def _by_pairwise_id(info: Info, pairwise_id: str) -> Member | None:
