@@ -54,7 +54,13 @@ def analyze(url: str) -> None:
 
 @contextmanager
 def hub_server(
-    url: str, workdir: Path, *, workers: int = 1, pool: int = 10, app: str = "hub.app:create_app"
+    url: str,
+    workdir: Path,
+    *,
+    workers: int = 1,
+    pool: int = 10,
+    app: str = "hub.app:create_app",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """A hub process on a free port with production settings; yields its base URL."""
     port = 18000 + secrets.randbelow(1000)
@@ -66,6 +72,7 @@ def hub_server(
         "HUB_KEYS_DIR": str(workdir / "keys"),
         "HUB_ENV": "production",
         "HUB_DB_POOL_SIZE": str(pool),
+        **(extra_env or {}),
     }
     server = subprocess.Popen(
         [

@@ -53,8 +53,8 @@ class Settings:
     graphql_max_cost: int = 10_000
     # Per OAuth client and minute, unless the client has its own (`hub client limits`); shared by every hub
     # process through Redis when redis_url is set, per process otherwise.
-    rate_limit_requests: int = 60_000
-    rate_limit_cost: int = 600_000
+    rate_limit_requests: int = 120_000
+    rate_limit_cost: int = 2_400_000
     redis_url: str | None = None
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto the hub believes (comma-separated addresses); none by
     # default, so a caller cannot choose the address the sign-in limits count.
@@ -108,8 +108,8 @@ class Settings:
             graphql_max_depth=_int("HUB_GRAPHQL_MAX_DEPTH", 10),
             graphql_max_aliases=_int("HUB_GRAPHQL_MAX_ALIASES", 30),
             graphql_max_cost=_int("HUB_GRAPHQL_MAX_COST", 10_000),
-            rate_limit_requests=_int("HUB_RATE_LIMIT_REQUESTS", 60_000),
-            rate_limit_cost=_int("HUB_RATE_LIMIT_COST", 600_000),
+            rate_limit_requests=_int("HUB_RATE_LIMIT_REQUESTS", 120_000),
+            rate_limit_cost=_int("HUB_RATE_LIMIT_COST", 2_400_000),
             redis_url=os.environ.get("HUB_REDIS_URL") or None,
             trusted_proxies=os.environ.get("HUB_TRUSTED_PROXIES") or "",
             points_expiry=os.environ.get("HUB_POINTS_EXPIRY") or "year_end:1",

@@ -244,5 +244,9 @@ def _check_json(document: Any) -> None:
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             if isinstance(key, str):
-                pending.append((key, depth + 1, f"{path}.<key>"))
-            pending.append((item, depth + 1, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"))
+                pending.append((key, depth + 1, f"{path} (a key)"))
+                # The path goes into the answer: only keys that are themselves acceptable, and short, are named.
+                name = key if len(key) <= 40 and text.problem(key) is None else "…"
+                pending.append((item, depth + 1, f"{path}.{name}"))
+            else:
+                pending.append((item, depth + 1, f"{path}[{key}]"))

@@ -217,6 +217,16 @@ async def post_assertion(http: httpx.AsyncClient, signed: str) -> httpx.Response
     )
 
 
+async def test_private_key_jwt_assertions_live_five_minutes_at_most(key_client: Any) -> None:
+    client_id, key, http = key_client
+    for lifetime, accepted in ((365 * 24 * 3600, False), (3600, False), (240, True)):
+        response = await post_assertion(http, assertion(client_id, key, exp=int(time.time()) + lifetime))
+        if accepted:
+            assert response.status_code == 200, response.text
+        else:
+            assert response.status_code in (400, 401) and response.json()["error"] == "invalid_client"
+
+
 async def test_private_key_jwt_authenticates_once_per_assertion(key_client: Any) -> None:
     client_id, key, http = key_client
     signed = assertion(client_id, key)

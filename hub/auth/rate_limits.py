@@ -39,13 +39,16 @@ class RateLimits:
         return item
 
     async def request(self, client_id: str, per_minute: int | None) -> None:
-        """Count one request of the client; RateLimited when it is over its limit."""
-        await self._hit("requests", client_id, per_minute or self.requests_per_minute, 1)
+        """Count one request of the client; RateLimited when it is over its limit (0 everywhere: no limit)."""
+        limit = per_minute or self.requests_per_minute
+        if limit:
+            await self._hit("requests", client_id, limit, 1)
 
     async def cost(self, client_id: str, cost: int, per_minute: int | None) -> None:
         """Count a query's cost against the client's budget; RateLimited when it would exceed it."""
-        if cost > 0:
-            await self._hit("cost", client_id, per_minute or self.cost_per_minute, cost)
+        limit = per_minute or self.cost_per_minute
+        if cost > 0 and limit:
+            await self._hit("cost", client_id, limit, cost)
 
     async def _hit(self, what: str, client_id: str, limit: int, amount: int) -> None:
         item = self._item(limit)

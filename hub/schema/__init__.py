@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import MaskErrors, SchemaExtension, max_aliases, query_depth_limiter
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 
@@ -101,9 +101,24 @@ def _is_internal(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings) -> strawberry.federation.Schema:
-    limits = Limits(settings.graphql_max_depth, settings.graphql_max_aliases, settings.graphql_max_cost)
+    if settings.graphql_max_cost:
+        documents = prepared_documents(
+            Limits(settings.graphql_max_depth, settings.graphql_max_aliases, settings.graphql_max_cost),
+            settings.graphql_max_tokens,
+        )
+    else:
+        # No cost analysis (HUB_GRAPHQL_MAX_COST=0, a benchmark's baseline): strawberry's depth and alias rules,
+        # which walk every fragment path.
+        documents = prepared_documents(
+            None,
+            settings.graphql_max_tokens,
+            [
+                query_depth_limiter.create_validator(settings.graphql_max_depth, None, None),
+                max_aliases.create_validator(settings.graphql_max_aliases),
+            ],
+        )
     extensions: list[type[SchemaExtension] | object] = [
-        prepared_documents(limits, settings.graphql_max_tokens),
+        documents,
         AccessLogging,
     ]
     if not settings.development:

@@ -10,7 +10,7 @@ variables it is kept with the document.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -40,8 +40,14 @@ class TextLiterals(ASTValidationRule):
             self.report_error(GraphQLError(f"a string holds {problem}", node, extensions={"code": "INVALID_INPUT"}))
 
 
-def prepared_documents(limits: Limits, max_tokens: int, maxsize: int = 512) -> Callable[[], SchemaExtension]:
-    """A factory for the schema's extension list; the caches are bounded (LRU) and shared by all requests."""
+def prepared_documents(
+    limits: Limits | None, max_tokens: int, rules: Sequence[type[ASTValidationRule]] = (), maxsize: int = 512
+) -> Callable[[], SchemaExtension]:
+    """A factory for the schema's extension list; the caches are bounded (LRU) and shared by all requests.
+
+    `limits` None: no measure, the operator's choice for a benchmark baseline; `rules` then carry depth and
+    aliases (strawberry's limiters, as before the measure existed).
+    """
 
     @lru_cache(maxsize=maxsize)
     def parsed(query: str) -> DocumentNode:
@@ -54,7 +60,7 @@ def prepared_documents(limits: Limits, max_tokens: int, maxsize: int = 512) -> C
 
     @lru_cache(maxsize=maxsize)
     def errors(schema: GraphQLSchema, query: str) -> list[GraphQLError]:
-        return validate_document(schema, parsed(query), (*specified_rules, TextLiterals))
+        return validate_document(schema, parsed(query), (*specified_rules, TextLiterals, *rules))
 
     class PreparedDocuments(SchemaExtension):
         def on_parse(self) -> Iterator[None]:
@@ -67,12 +73,12 @@ def prepared_documents(limits: Limits, max_tokens: int, maxsize: int = 512) -> C
             context = self.execution_context
             if context.query is not None:
                 found = errors(context.schema._schema, context.query)
-                if not found:
-                    found = await self._measure(context)
+                if not found and limits is not None:
+                    found = await self._measure(context, limits)
                 context.pre_execution_errors = found
             yield
 
-        async def _measure(self, context: Any) -> list[GraphQLError]:
+        async def _measure(self, context: Any, limits: Limits) -> list[GraphQLError]:
             assert context.graphql_document is not None
             try:
                 figures = measure(
@@ -98,6 +104,8 @@ def prepared_documents(limits: Limits, max_tokens: int, maxsize: int = 512) -> C
 
         def get_results(self) -> dict[str, Any]:
             cost = getattr(self.execution_context.context, "cost", None)
-            return {} if cost is None else {"cost": {"requested": cost, "maximum": limits.max_cost}}
+            if cost is None or limits is None:
+                return {}
+            return {"cost": {"requested": cost, "maximum": limits.max_cost}}
 
     return PreparedDocuments

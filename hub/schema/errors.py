@@ -15,11 +15,13 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     if "code" in extensions:
         return error
     original = error.original_error
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error  # a scalar's refusal, wrapped by variable coercion
     if isinstance(original, DomainError):
         extensions["code"] = original.code
         if original.field:
             extensions["field"] = original.field
-        message = original.message
+        message = original.message if error.path is not None else error.message
     elif isinstance(error, GraphQLSyntaxError):
         extensions["code"] = "GRAPHQL_PARSE_FAILED"
         message = error.message

@@ -25,8 +25,9 @@ def _in_range(year: int, what: str) -> None:
 
 
 def _text(value: object, what: str) -> str:
+    # Not ISO 8601 at all is a malformed variable (GRAPHQL_VALIDATION_FAILED), as for any scalar.
     if not isinstance(value, str) or len(value) > 64:
-        raise DomainError("INVALID_INPUT", f"{what} must be an ISO 8601 string")
+        raise ValueError(f"{what} is an ISO 8601 string")
     return value
 
 
@@ -34,8 +35,10 @@ def parse_datetime(value: object) -> dt.datetime:
     """ISO 8601 with a zone offset; the year within FIRST_YEAR..LAST_YEAR (and so is its UTC instant)."""
     try:
         parsed = dateutil.parser.isoparse(_text(value, "a DateTime"))
-    except (ValueError, OverflowError):
-        raise DomainError("INVALID_INPUT", f"not an ISO 8601 date and time: {value!r}") from None
+    except OverflowError:
+        raise DomainError("INVALID_INPUT", f"a DateTime must be in the years {FIRST_YEAR} to {LAST_YEAR}") from None
+    except ValueError:
+        raise ValueError("not an ISO 8601 date and time") from None
     _in_range(parsed.year, "a DateTime")
     if parsed.tzinfo is not None:
         _in_range(parsed.astimezone(dt.UTC).year, "a DateTime")
@@ -47,7 +50,7 @@ def parse_date(value: object) -> dt.date:
     try:
         return dt.date.fromisoformat(_text(value, "a Date"))
     except ValueError:
-        raise DomainError("INVALID_INPUT", f"not an ISO 8601 date: {value!r}") from None
+        raise ValueError("not an ISO 8601 date") from None
 
 
 SCALARS: dict[object, ScalarDefinition] = {
