@@ -1,8 +1,9 @@
 """Per-client rate limits: requests and query cost per minute, counted by `limits`.
 
 Counted per OAuth client, in this process by default and in Redis when `HUB_REDIS_URL` is set, so that every hub
-process behind a load balancer shares one count. A sliding-window counter: two counters per client and limit, so
-a burst at a window's edge cannot double the rate, and a hit costs one round trip.
+process behind a load balancer shares one count. Fixed one-minute windows: one counter per client and limit, one
+increment a hit (in Redis, one round trip), and the `Retry-After` is exactly when the window ends. A client may
+burst twice its rate across a window's edge; the limits are a ceiling against runaway clients, not a meter.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import time
 
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 
 log = logging.getLogger("hub.rate_limits")
@@ -28,7 +29,7 @@ class RateLimits:
     def __init__(self, redis_url: str | None, requests_per_minute: int, cost_per_minute: int) -> None:
         uri = "async+memory://" if redis_url is None else "async+" + redis_url
         self.storage = storage_from_string(uri)
-        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        self.limiter = FixedWindowRateLimiter(self.storage)
         self.requests_per_minute, self.cost_per_minute = requests_per_minute, cost_per_minute
         self._items: dict[int, RateLimitItem] = {}
 

@@ -28,7 +28,7 @@ from strawberry.schema.schema import validate_document
 
 from hub import text
 from hub.auth.rate_limits import RateLimited
-from hub.schema.limits import LimitError, Limits, measure
+from hub.schema.limits import LimitError, Limits, Measure, measure
 
 
 class TextLiterals(ASTValidationRule):
@@ -58,6 +58,9 @@ def prepared_documents(
                 "Syntax Error: the document is nested too deeply", extensions={"code": "GRAPHQL_PARSE_FAILED"}
             ) from None
 
+    # Figures of operations that hold whatever the variables (most: only a page's `first` varies them).
+    constant: dict[tuple[str, str | None], Measure] = {}
+
     @lru_cache(maxsize=maxsize)
     def errors(schema: GraphQLSchema, query: str) -> list[GraphQLError]:
         return validate_document(schema, parsed(query), (*specified_rules, TextLiterals, *rules))
@@ -80,16 +83,23 @@ def prepared_documents(
 
         async def _measure(self, context: Any, limits: Limits) -> list[GraphQLError]:
             assert context.graphql_document is not None
-            try:
-                figures = measure(
-                    context.schema._schema,
-                    context.graphql_document,
-                    context.operation_name,
-                    context.variables,
-                    limits,
-                )
-            except LimitError as refused:
-                return [GraphQLError(refused.message, extensions={"code": refused.code, **refused.extensions})]
+            key = (context.query, context.operation_name)
+            figures = constant.get(key)
+            if figures is None:
+                try:
+                    figures = measure(
+                        context.schema._schema,
+                        context.graphql_document,
+                        context.operation_name,
+                        context.variables,
+                        limits,
+                    )
+                except LimitError as refused:
+                    return [GraphQLError(refused.message, extensions={"code": refused.code, **refused.extensions})]
+                if not figures.depends_on_variables:
+                    if len(constant) >= maxsize:
+                        constant.pop(next(iter(constant)))
+                    constant[key] = figures
             ctx = context.context
             ctx.cost = figures.cost
             principal = ctx.principal

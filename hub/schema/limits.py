@@ -51,6 +51,8 @@ class Measure:
     depth: int
     aliases: int
     cost: int
+    # False: the figures hold for any variables, so they may be kept with the document.
+    depends_on_variables: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class _Walk:
     ) -> None:
         self.schema, self.fragments, self.variables, self.limits = schema, fragments, variables, limits
         self.measured: dict[str, Measure] = {}
+        self.used_variables = False  # did a figure depend on the request's variables?
 
     def fragment(self, name: str) -> Measure:
         """Fragments are measured dependencies first, without recursion over the spread graph."""
@@ -159,6 +162,7 @@ class _Walk:
 
     def value(self, node: ValueNode) -> Any:
         if isinstance(node, VariableNode):
+            self.used_variables = True
             return self.variables.get(node.name.value)
         if isinstance(node, ListValueNode):
             return node.values
@@ -215,7 +219,8 @@ def measure(
         OperationType.SUBSCRIPTION: schema.subscription_type,
     }[operation.operation]
     walk = _Walk(schema, fragments, variables or {}, limits)
-    result = walk.selections(operation.selection_set, root, 0)
+    measured = walk.selections(operation.selection_set, root, 0)
+    result = Measure(measured.depth, measured.aliases, measured.cost, walk.used_variables)
     if result.depth > limits.max_depth:
         raise _too_deep(limits.max_depth)
     if result.aliases > limits.max_aliases:
