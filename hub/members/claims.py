@@ -172,6 +172,14 @@ async def merge(
             at=now,
         )
     )
+    await outbox.record(
+        conn,
+        "member.merged",
+        now=now,
+        member_id=target_id,
+        partner_id=partner_id,
+        payload={"method": evidence["method"]},
+    )
 
 
 async def _merge_links(
@@ -368,5 +376,4 @@ async def confirm_own_merge(
     )  # fmt: skip
     await merge(conn, int(other), member_id, partner_id=None, evidence={"method": "sms_code", "phone": phone},
                 now=now, programme=programme)  # fmt: skip
-    await outbox.record(conn, "member.merged", now=now, member_id=member_id, payload={})
     return True
