@@ -192,11 +192,11 @@ async def send_code(request: Request) -> Response:
                 region=hub.settings.default_phone_region,
             )
     except DomainError as error:
-        key = {"RATE_LIMITED": "rate_limited", "PHONE_LOCKED": "phone_locked"}.get(error.code, "invalid_phone")
+        key, status = _code_refusal(error)
         return _page(
             request,
             "login.html",
-            status=400 if key == "invalid_phone" else 429,
+            status=status,
             csrf_token=csrf or "",
             code_step=False,
             error=t(key),
@@ -322,14 +322,29 @@ async def _consents(
     )
 
 
-async def _member_action(request: Request, action: Any) -> Response:
-    """A signed-in, CSRF-checked change made in one transaction; back to the consents page."""
+async def _signed_in_form(request: Request) -> tuple[signin.Session, dict[str, Any]] | Response:
+    """The session and the posted form of a signed-in member's CSRF-checked request, or the page refusing it."""
     session = await _current(request)
     if session is None:
         return _to_login(request)
     form = await _form(request)
     if not _csrf_ok(session.csrf_token, form):
         return _forbidden(request)
+    return session, form
+
+
+def _code_refusal(error: DomainError) -> tuple[str, int]:
+    """The label and status for a refused code request."""
+    key = {"RATE_LIMITED": "rate_limited", "PHONE_LOCKED": "phone_locked"}.get(error.code, "invalid_phone")
+    return key, 400 if key == "invalid_phone" else 429
+
+
+async def _member_action(request: Request, action: Any) -> Response:
+    """A signed-in, CSRF-checked change made in one transaction; back to the consents page."""
+    checked = await _signed_in_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     hub = _hub(request)
     try:
         async with hub.db.write() as conn:
@@ -389,12 +404,10 @@ async def decide_claim(request: Request) -> Response:
 
 async def merge_code(request: Request) -> Response:
     """The member names another record of theirs by its phone: a code goes there (if it is a member's)."""
-    session = await _current(request)
-    if session is None:
-        return _to_login(request)
-    form = await _form(request)
-    if not _csrf_ok(session.csrf_token, form):
-        return _forbidden(request)
+    checked = await _signed_in_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     hub, t = _hub(request), translator(_lang(request))
     phone = str(form.get("phone", ""))
     try:
@@ -408,8 +421,8 @@ async def merge_code(request: Request) -> Response:
                 region=hub.settings.default_phone_region,
             )
     except DomainError as error:
-        key = {"RATE_LIMITED": "rate_limited", "PHONE_LOCKED": "phone_locked"}.get(error.code, "invalid_phone")
-        return await _consents(request, session, status=429 if key != "invalid_phone" else 400, error=t(key))
+        key, status = _code_refusal(error)
+        return await _consents(request, session, status=status, error=t(key))
     if to_send is not None:
         try:
             await hub.sms.send(to_send.phone, f"【hub】{to_send.code}: merge this membership into another (5 minutes). "
@@ -421,12 +434,10 @@ async def merge_code(request: Request) -> Response:
 
 
 async def merge(request: Request) -> Response:
-    session = await _current(request)
-    if session is None:
-        return _to_login(request)
-    form = await _form(request)
-    if not _csrf_ok(session.csrf_token, form):
-        return _forbidden(request)
+    checked = await _signed_in_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     hub, t = _hub(request), translator(_lang(request))
     phone = str(form.get("phone", ""))
     async with hub.db.write() as conn:
