@@ -151,7 +151,7 @@ class GraphQLEndpoint:
     async def _principal(self, request: Request) -> Principal | Response | None:
         header = request.headers.get("authorization")
         if header is None:
-            return None  # the schema's permissions answer fields that need a token
+            return None  # anonymous: a 401, but for introspection in development (see _execute)
         kind, _, raw = header.partition(" ")
         if kind.lower() != "bearer" or not raw.strip():
             return _unauthorised("invalid_request", "use 'Authorization: Bearer <access token>'")

@@ -241,3 +241,31 @@ async def test_erasing_in_the_browser(
     assert "erased" in (await page.text_content("main") or "")
     await page.screenshot(path=str(shots / "08-erased.png"), full_page=True)
     assert (await pharmacy.gql(MEMBER, {"id": member_id}))["data"]["member"] is None
+
+
+async def test_linking_a_partners_enrolment_in_the_browser(
+    live: str, page: Any, make_partner: Any, sms_gateway: SmsGateway, shots: Path
+) -> None:
+    from tests.conftest import ENROLL, enrolment
+    from tests.points_helpers import EARN, POINTS, call
+
+    pharmacy = await make_partner()
+    gym = await make_partner(kind="gym")
+    phone, at_pharmacy = await enrolled_member(pharmacy, ["member:read", "points:read", "points:earn"])
+    assert (await call(pharmacy, EARN, memberId=at_pharmacy, points=300))["errors"] == []
+    consent = {"permissions": ["member:read", "points:read"], "policyVersion": "2026-01", "channel": "POS"}
+    at_gym = (await gym.gql(ENROLL, enrolment("G-LINK", phone, consent=consent)))["data"]["enrollMember"]
+    assert at_gym["linkedExisting"] is False  # the gym learns nothing from the phone
+    gym_id = at_gym["member"]["id"]
+    assert (await gym.gql(POINTS, {"id": gym_id}))["data"]["member"]["points"]["available"] == 0
+
+    await page.goto(f"{live}/portal/login?lang=en")
+    await sign_in(page, live, phone, sms_gateway)
+    assert "Memberships waiting for you to link" in (await page.text_content("main") or await page.content())
+    await page.goto(f"{live}/portal/consents")
+    await page.wait_for_selector("[data-claim]")
+    await page.screenshot(path=str(shots / "09-link-an-enrolment.png"), full_page=True)
+    await page.click("[data-claim] button[value=approve]")
+    assert "Saved" in await page.text_content("[role=status]")
+    assert "approved in the portal" in (await page.text_content(".merge") or "")
+    assert (await gym.gql(POINTS, {"id": gym_id}))["data"]["member"]["points"]["available"] == 300
