@@ -59,6 +59,9 @@ class Settings:
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto the hub believes (comma-separated addresses); none by
     # default, so a caller cannot choose the address the sign-in limits count.
     trusted_proxies: str = ""
+    # Development and tests only: webhook receivers on loopback and private networks, and plain http.
+    webhook_allow_private: bool = False
+    webhook_retention_days: int = 30
     points_expiry: str = "year_end:1"
     points_allow_negative: bool = True
     hold_ttl_default: int = 900
@@ -112,6 +115,9 @@ class Settings:
             rate_limit_cost=_int("HUB_RATE_LIMIT_COST", 2_400_000),
             redis_url=os.environ.get("HUB_REDIS_URL") or None,
             trusted_proxies=os.environ.get("HUB_TRUSTED_PROXIES") or "",
+            webhook_allow_private=(os.environ.get("HUB_WEBHOOK_ALLOW_PRIVATE") or "false").lower()
+            in ("1", "true", "yes"),
+            webhook_retention_days=_int("HUB_WEBHOOK_RETENTION_DAYS", 30),
             points_expiry=os.environ.get("HUB_POINTS_EXPIRY") or "year_end:1",
             points_allow_negative=(os.environ.get("HUB_POINTS_ALLOW_NEGATIVE") or "true").lower()
             in ("1", "true", "yes"),

@@ -20,7 +20,8 @@ def import_models() -> None:
     import hub.partners.models
     import hub.points.models
     import hub.purchases.models
-    import hub.tiers.models  # noqa: F401
+    import hub.tiers.models
+    import hub.webhooks.models  # noqa: F401
 
 
 def alembic_config(database_url: str) -> Config:

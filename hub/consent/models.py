@@ -70,5 +70,6 @@ access_log = Table(
     Column("consent_id", BigId, ForeignKey("consent.id"), nullable=False),
     Column("categories", Text, nullable=False),  # space-separated permissions, e.g. "member:read points:read"
     Column("occurred_at", UtcDateTime, nullable=False),
+    Column("via", String(60), nullable=True),  # null: a GraphQL read; "webhook:<event type>": a delivery
 )
 Index("ix_access_log_member_time", access_log.c.member_id, access_log.c.occurred_at)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import Column, ForeignKey, Index, String, Table, text
 
 from hub.db import BigId, Json, UtcDateTime, metadata
 
@@ -15,4 +15,12 @@ event = Table(
     Column("partner_id", BigId, ForeignKey("partner.id"), nullable=True),
     Column("payload", Json, nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
+    # When the webhook worker turned it into deliveries (or found nobody to tell).
+    Column("fanned_out_at", UtcDateTime, nullable=True),
+)
+Index(
+    "ix_event_unfanned",
+    event.c.id,
+    postgresql_where=text("fanned_out_at IS NULL"),
+    sqlite_where=text("fanned_out_at IS NULL"),
 )

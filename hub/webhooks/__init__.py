@@ -1,0 +1,1 @@
+"""Webhooks: the outbox's events, projected per partner into what it may know, signed and delivered."""

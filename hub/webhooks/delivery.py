@@ -1,0 +1,355 @@
+"""Turning outbox events into signed deliveries, and sending them: what `hub worker` runs every 250 ms.
+
+Fan-out claims events not yet fanned out (`FOR UPDATE SKIP LOCKED`, so several workers share them) and writes one
+delivery per entitled endpoint with the exact body to send: the event projected into what that partner may know
+(catalogue.py): its pairwise id for the member, the catalogue's fields, and only if the member's consent in force
+covers the data (privacy events excepted). Dispatch claims due deliveries with a 60 s lease, re-checks that
+consent, signs (Standard Webhooks, with every live secret of the endpoint), posts through the SSRF-safe
+transport at most 4 at a time per endpoint, and records each attempt in one transaction per batch: success (and
+the member's access-log row), a retry on the schedule, or a final failure. Nothing here adds a NOTIFY to any write
+path: workers poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from standardwebhooks.webhooks import Webhook
+
+from hub.consent.models import access_log, consent
+from hub.db import Database
+from hub.events.models import event
+from hub.ids import new_ids
+from hub.members.models import member_link
+from hub.webhooks.catalogue import CATALOGUE, SUBSCRIBABLE, EventType
+from hub.webhooks.crypto import WebhookKey
+from hub.webhooks.models import webhook_attempt, webhook_delivery, webhook_endpoint, webhook_secret
+from hub.webhooks.transport import Answer, post
+
+# After the 1st, 2nd, ... failed attempt: then the delivery has failed (Svix's schedule, about 28 hours).
+SCHEDULE = (timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
+            timedelta(hours=5), timedelta(hours=10), timedelta(hours=10))  # fmt: skip
+RETRYABLE = frozenset({408, 409, 425, 429})  # and every 5xx; any other 4xx is final
+DISABLE_AFTER = timedelta(days=5)
+LEASE = timedelta(seconds=60)
+PER_ENDPOINT = 4
+
+
+def in_force(row: Any, now: datetime) -> bool:
+    return row is not None and row.status == "AUTHORISED" and (row.expires_at is None or row.expires_at > now)
+
+
+def _covers(spec: EventType, consent_row: Any, now: datetime) -> bool:
+    if spec.mandatory:
+        return True
+    return in_force(consent_row, now) and (spec.permission is None or spec.permission in consent_row.permissions)
+
+
+def body_of(spec: EventType, occurred_at: datetime, data: dict[str, Any]) -> str:
+    return json.dumps(
+        {"type": spec.name, "timestamp": occurred_at.isoformat(), "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+async def fan_out(db: Database, key: WebhookKey, now: datetime, batch: int = 500) -> int:
+    """Project a batch of events into deliveries; returns how many events it took."""
+    async with db.write() as conn:
+        rows = (
+            await conn.execute(
+                select(event)
+                .where(event.c.fanned_out_at.is_(None))
+                .order_by(event.c.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return 0
+        deliveries = await _project(conn, key, list(rows), now)
+        if deliveries:
+            for row, public_id in zip(deliveries, new_ids("whd", len(deliveries), 12), strict=True):
+                row["public_id"] = public_id
+            await conn.execute(insert(webhook_delivery), deliveries)
+        await conn.execute(update(event).where(event.c.id.in_([r.id for r in rows])).values(fanned_out_at=now))
+    return len(rows)
+
+
+async def _project(conn: AsyncConnection, key: WebhookKey, rows: list[Any], now: datetime) -> list[dict[str, Any]]:
+    endpoints: dict[int, list[Any]] = defaultdict(list)
+    for endpoint in await conn.execute(
+        select(webhook_endpoint.c.id, webhook_endpoint.c.partner_id, webhook_endpoint.c.event_types).where(
+            webhook_endpoint.c.enabled.is_(True), webhook_endpoint.c.deleted_at.is_(None)
+        )
+    ):
+        endpoints[endpoint.partner_id].append(endpoint)
+    if not endpoints:
+        return []
+    members = {r.member_id for r in rows if r.member_id is not None}
+    partners = list(endpoints)
+    links: dict[int, dict[int, str]] = defaultdict(dict)  # member → partner → pairwise id
+    consents: dict[tuple[int, int], Any] = {}
+    if members:
+        for link in await conn.execute(
+            select(member_link.c.member_id, member_link.c.partner_id, member_link.c.pairwise_id).where(
+                member_link.c.member_id.in_(members), member_link.c.partner_id.in_(partners)
+            )
+        ):
+            links[link.member_id][link.partner_id] = link.pairwise_id
+        for row in await conn.execute(
+            select(consent.c.id, consent.c.member_id, consent.c.partner_id, consent.c.status,
+                   consent.c.permissions, consent.c.expires_at)
+            .where(consent.c.member_id.in_(members), consent.c.partner_id.in_(partners))
+        ):  # fmt: skip
+            consents[(row.member_id, row.partner_id)] = row
+    deliveries: list[dict[str, Any]] = []
+    for ev in rows:
+        spec = CATALOGUE.get(ev.type)
+        if spec is None:
+            continue  # an internal event no partner hears of (partner.funded, ...)
+        if spec.audience == "member":
+            recipients = [p for p in links.get(ev.member_id, {}) if p in endpoints]
+        else:
+            recipients = [ev.partner_id] if ev.partner_id in endpoints else []
+        for partner_id in recipients:
+            pairwise_id = links.get(ev.member_id, {}).get(partner_id)
+            if pairwise_id is None:
+                continue  # not (or no longer) linked: nothing to say, and nothing said about anyone
+            given = consents.get((ev.member_id, partner_id))
+            if not _covers(spec, given, now):
+                continue
+            data = {"memberId": pairwise_id, **{k: ev.payload[k] for k in spec.fields if k in ev.payload}}
+            body = body_of(spec, ev.occurred_at, data)
+            webhook_id = key.webhook_id(partner_id, ev.id)
+            for endpoint in endpoints[partner_id]:
+                if not spec.mandatory and spec.name not in endpoint.event_types:
+                    continue
+                deliveries.append(
+                    {
+                        "event_id": ev.id,
+                        "endpoint_id": endpoint.id,
+                        "member_id": ev.member_id,
+                        "consent_id": given.id if given is not None else None,
+                        "event_type": spec.name,
+                        "webhook_id": webhook_id,
+                        "body": body,
+                        "status": "PENDING",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                )
+    return deliveries
+
+
+@dataclass
+class Dispatcher:
+    """One per worker process: its HTTP client, the endpoints' decrypted secrets, per-endpoint concurrency."""
+
+    db: Database
+    key: WebhookKey
+    client: httpx.AsyncClient
+    allow_private: bool
+    _limits: dict[int, asyncio.Semaphore] = field(default_factory=dict)
+
+    async def dispatch(self, now: datetime, batch: int = 200) -> int:
+        claimed = await self._claim(now, batch)
+        if not claimed:
+            return 0
+        secrets = await self._secrets({d.endpoint_id for d in claimed}, now)
+        results = await asyncio.gather(*(self._send(d, secrets.get(d.endpoint_id, []), now) for d in claimed))
+        await self._record(claimed, results, now)
+        return len(claimed)
+
+    async def _claim(self, now: datetime, batch: int) -> list[Any]:
+        async with self.db.write() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        webhook_delivery.c.id, webhook_delivery.c.endpoint_id, webhook_delivery.c.webhook_id,
+                        webhook_delivery.c.body, webhook_delivery.c.attempts, webhook_delivery.c.event_type,
+                        webhook_delivery.c.member_id, webhook_delivery.c.consent_id, webhook_endpoint.c.url,
+                        webhook_endpoint.c.partner_id, consent.c.status.label("consent_status"),
+                        consent.c.permissions, consent.c.expires_at,
+                    )
+                    .join(webhook_endpoint, webhook_endpoint.c.id == webhook_delivery.c.endpoint_id)
+                    .outerjoin(consent, consent.c.id == webhook_delivery.c.consent_id)
+                    .where(
+                        webhook_delivery.c.status.in_(("PENDING", "RETRYING")),
+                        webhook_delivery.c.next_attempt_at <= now,
+                        or_(webhook_delivery.c.locked_until.is_(None), webhook_delivery.c.locked_until < now),
+                        webhook_endpoint.c.enabled.is_(True),
+                    )
+                    .order_by(webhook_delivery.c.next_attempt_at, webhook_delivery.c.id)
+                    .limit(batch)
+                    .with_for_update(of=webhook_delivery, skip_locked=True)
+                )
+            ).all()  # fmt: skip
+            if rows:
+                await conn.execute(
+                    update(webhook_delivery)
+                    .where(webhook_delivery.c.id.in_([r.id for r in rows]))
+                    .values(locked_until=now + LEASE)
+                )
+        return list(rows)
+
+    async def _secrets(self, endpoint_ids: set[int], now: datetime) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = defaultdict(list)
+        async with self.db.read() as conn:
+            for row in await conn.execute(
+                select(webhook_secret.c.endpoint_id, webhook_secret.c.secret)
+                .where(
+                    webhook_secret.c.endpoint_id.in_(endpoint_ids),
+                    or_(webhook_secret.c.retires_at.is_(None), webhook_secret.c.retires_at > now),
+                )
+                .order_by(webhook_secret.c.id.desc())
+            ):
+                found[row.endpoint_id].append(self.key.open(row.secret))
+        return found
+
+    async def _send(self, delivery: Any, secrets: list[str], now: datetime) -> Answer | None:
+        """The answer, or None when the delivery may no longer be sent (the consent behind it ended)."""
+        spec = SUBSCRIBABLE[delivery.event_type]
+        if delivery.consent_id is not None and not spec.mandatory:
+            state = SimpleNamespace(
+                status=delivery.consent_status, permissions=delivery.permissions or [], expires_at=delivery.expires_at
+            )
+            if not _covers(spec, state, now):
+                return None
+        if not secrets:
+            return Answer(None, "the endpoint has no signing secret", None, 0)
+        sent_at = datetime.now(now.tzinfo)  # the receiver checks this against its own clock
+        body = delivery.body.encode()
+        signature = " ".join(Webhook(secret).sign(delivery.webhook_id, sent_at, delivery.body) for secret in secrets)
+        headers = {
+            "webhook-id": delivery.webhook_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": signature,
+            "User-Agent": "hub-webhooks/1",
+        }
+        limit = self._limits.setdefault(delivery.endpoint_id, asyncio.Semaphore(PER_ENDPOINT))
+        async with limit:  # one slow receiver holds at most 4 of this worker's connections
+            return await post(self.client, delivery.url, headers, body, allow_private=self.allow_private)
+
+    async def _record(self, claimed: list[Any], results: list[Answer | None], now: datetime) -> None:
+        attempts: list[dict[str, Any]] = []
+        logged: list[dict[str, Any]] = []
+        async with self.db.write() as conn:
+            for delivery, answer in zip(claimed, results, strict=True):
+                if answer is None:
+                    await conn.execute(
+                        update(webhook_delivery)
+                        .where(webhook_delivery.c.id == delivery.id)
+                        .values(status="CANCELLED", next_attempt_at=None, locked_until=None)
+                    )
+                    continue
+                attempt = delivery.attempts + 1
+                ok = answer.status is not None and 200 <= answer.status < 300
+                attempts.append(
+                    {
+                        "delivery_id": delivery.id, "attempt": attempt, "status": "SUCCEEDED" if ok else "FAILED",
+                        "response_status": answer.status, "duration_ms": answer.duration_ms,
+                        "error": (answer.error or "")[:300] or None, "at": now,
+                    }
+                )  # fmt: skip
+                status, next_at = _outcome(answer, attempt, now)
+                await conn.execute(
+                    update(webhook_delivery)
+                    .where(webhook_delivery.c.id == delivery.id)
+                    .values(status=status, attempts=attempt, next_attempt_at=next_at, locked_until=None)
+                )
+                spec = SUBSCRIBABLE[delivery.event_type]
+                if ok and spec.permission is not None and delivery.member_id and delivery.consent_id:
+                    logged.append(
+                        {
+                            "member_id": delivery.member_id, "partner_id": delivery.partner_id,
+                            "consent_id": delivery.consent_id, "categories": spec.permission,
+                            "occurred_at": now, "via": f"webhook:{spec.name}",
+                        }
+                    )  # fmt: skip
+                await _endpoint_health(conn, delivery.endpoint_id, answer, ok, now)
+            if attempts:
+                await conn.execute(insert(webhook_attempt), attempts)
+            if logged:
+                await conn.execute(insert(access_log), logged)
+
+
+def _outcome(answer: Answer, attempt: int, now: datetime) -> tuple[str, datetime | None]:
+    status = answer.status
+    if status is not None and 200 <= status < 300:
+        return "SUCCEEDED", None
+    if status is not None and 400 <= status < 500 and status not in RETRYABLE:
+        return "FAILED", None  # the receiver refused it: sending it again would not change its mind
+    if attempt > len(SCHEDULE):
+        return "FAILED", None
+    delay = SCHEDULE[attempt - 1].total_seconds() * random.uniform(0.9, 1.1)
+    if answer.retry_after is not None:
+        delay = min(max(answer.retry_after, 1.0), 24 * 3600.0)
+    return "RETRYING", now + timedelta(seconds=delay)
+
+
+async def _endpoint_health(conn: AsyncConnection, endpoint_id: int, answer: Answer, ok: bool, now: datetime) -> None:
+    if ok:
+        await conn.execute(
+            update(webhook_endpoint)
+            .where(webhook_endpoint.c.id == endpoint_id, webhook_endpoint.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+        return
+    if answer.status == 410:
+        await disable(conn, endpoint_id, "the receiver answered 410 Gone")
+        return
+    await conn.execute(
+        update(webhook_endpoint)
+        .where(webhook_endpoint.c.id == endpoint_id, webhook_endpoint.c.failing_since.is_(None))
+        .values(failing_since=now)
+    )
+    since = await conn.scalar(select(webhook_endpoint.c.failing_since).where(webhook_endpoint.c.id == endpoint_id))
+    if since is not None and since <= now - DISABLE_AFTER:
+        await disable(conn, endpoint_id, "every delivery failed for 5 days")
+
+
+async def disable(conn: AsyncConnection, endpoint_id: int, reason: str) -> None:
+    """Stop sending to an endpoint; what waits for it stays, to go when the partner re-enables it."""
+    await conn.execute(
+        update(webhook_endpoint)
+        .where(webhook_endpoint.c.id == endpoint_id, webhook_endpoint.c.enabled.is_(True))
+        .values(enabled=False, disabled_reason=reason)
+    )
+
+
+async def prune(db: Database, now: datetime, keep: timedelta) -> int:
+    """Forget deliveries (and their attempts) older than the retention period, settled ones only."""
+    async with db.write() as conn:
+        old = select(webhook_delivery.c.id).where(
+            and_(webhook_delivery.c.created_at < now - keep,
+                 webhook_delivery.c.status.in_(("SUCCEEDED", "FAILED", "CANCELLED")))
+        ).limit(5000)  # fmt: skip
+        ids = list((await conn.scalars(old)).all())
+        if ids:
+            await conn.execute(delete(webhook_attempt).where(webhook_attempt.c.delivery_id.in_(ids)))
+            await conn.execute(delete(webhook_delivery).where(webhook_delivery.c.id.in_(ids)))
+    return len(ids)
+
+
+async def run(db: Database, dispatcher: Dispatcher, clock: Any, stop: asyncio.Event, idle: float = 0.25) -> None:
+    """The worker's webhook loop: back to back while there is work, a short sleep when idle."""
+    while not stop.is_set():
+        now = clock.now()
+        fanned = await fan_out(db, dispatcher.key, now)
+        sent = await dispatcher.dispatch(now)
+        if not fanned and not sent:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), idle)
