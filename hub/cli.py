@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -303,32 +303,229 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run each job once and exit")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between rounds")] = 30.0,
 ) -> None:
-    """Run the periodic jobs: mature pending points, expire lots, holds and consents, forget expired tokens.
+    """Run the periodic jobs (mature pending points, expire lots, holds and consents, forget expired tokens, prune
+    webhook deliveries) and deliver webhooks.
 
     Safe to run as several processes: they share the work through row locks (FOR UPDATE SKIP LOCKED)."""
     from hub.auth.housekeeping import purge_expired
     from hub.consent.service import expire_due
     from hub.points import jobs
     from hub.tiers.jobs import review_tiers
+    from hub.webhooks import delivery, transport
+
+    async def jobs_round(hub: Hub) -> None:
+        report = await jobs.run_once(hub.db, hub.clock.now())
+        async with hub.db.write() as conn:
+            consents = await expire_due(conn, hub.clock.now())
+        reviewed, gifts = await review_tiers(hub.db, hub.settings, hub.clock.now())
+        purged = await purge_expired(hub.db, datetime.now(UTC))
+        pruned = await delivery.prune(hub.db, hub.clock.now(), timedelta(days=hub.settings.webhook_retention_days))
+        console.print(
+            f"matured {report.matured_points} points, expired {report.expired_points} points, "
+            f"expired {report.expired_holds} holds, expired {consents} consents, "
+            f"reviewed {reviewed} tiers, {gifts} birthday gifts, forgot {purged} expired records, "
+            f"pruned {pruned} webhook deliveries",
+            highlight=False,
+        )
 
     async def work(hub: Hub) -> None:
-        while True:
-            report = await jobs.run_once(hub.db, hub.clock.now())
-            async with hub.db.write() as conn:
-                consents = await expire_due(conn, hub.clock.now())
-            reviewed, gifts = await review_tiers(hub.db, hub.settings, hub.clock.now())
-            purged = await purge_expired(hub.db, datetime.now(UTC))
-            console.print(
-                f"matured {report.matured_points} points, expired {report.expired_points} points, "
-                f"expired {report.expired_holds} holds, expired {consents} consents, "
-                f"reviewed {reviewed} tiers, {gifts} birthday gifts, forgot {purged} expired records",
-                highlight=False,
-            )
+        async with transport.new_client() as client:
+            dispatcher = delivery.Dispatcher(hub.db, hub.webhook_key, client, hub.settings.webhook_allow_private)
             if once:
+                await jobs_round(hub)
+                fanned = await delivery.fan_out(hub.db, hub.webhook_key, hub.clock.now())
+                sent = await dispatcher.dispatch(hub.clock.now())
+                console.print(f"fanned out {fanned} events, sent {sent} webhook deliveries", highlight=False)
                 return
-            await asyncio.sleep(interval)
+            # Webhooks poll every 250 ms (back to back while busy); the other jobs every `interval` seconds.
+            stop = asyncio.Event()
+            webhooks = asyncio.create_task(delivery.run(hub.db, dispatcher, hub.clock, stop))
+            try:
+                while True:
+                    await jobs_round(hub)
+                    await asyncio.sleep(interval)
+            finally:
+                stop.set()
+                await webhooks
 
     _run(work)
+
+
+webhooks_app = typer.Typer(help="Partners' webhook endpoints and deliveries.", no_args_is_help=True)
+EndpointOption = Annotated[str, typer.Option("--endpoint", help="The endpoint (whe_...)")]
+app.add_typer(webhooks_app, name="webhooks")
+
+
+def _endpoint_rows(rows: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.public_id, "partner_id": r.partner_public_id, "url": r.url, "event_types": list(r.event_types),
+            "enabled": r.enabled, "disabled_reason": r.disabled_reason, "failing_since": _iso(r.failing_since),
+        }
+        for r in rows
+    ]  # fmt: skip
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    partner: Annotated[str | None, typer.Option(help="Only this partner's (ptn_...)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every live endpoint, with whether it is enabled and why not."""
+    from sqlalchemy import select
+
+    from hub.partners.models import partner as partner_table
+    from hub.webhooks.models import webhook_endpoint
+
+    async def work(hub: Hub) -> list[dict[str, Any]]:
+        query = (
+            select(webhook_endpoint, partner_table.c.public_id.label("partner_public_id"))
+            .join(partner_table, partner_table.c.id == webhook_endpoint.c.partner_id)
+            .where(webhook_endpoint.c.deleted_at.is_(None))
+            .order_by(webhook_endpoint.c.id)
+        )
+        if partner is not None:
+            query = query.where(partner_table.c.public_id == partner)
+        async with hub.db.read() as conn:
+            return _endpoint_rows(await conn.execute(query))
+
+    rows = _run(work)
+    if as_json:
+        sys.stdout.write(json.dumps({"endpoints": rows}, ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "partner", "url", "enabled", "disabled reason", title="webhook endpoints")
+    for r in rows:
+        table.add_row(r["id"], r["partner_id"], r["url"], str(r["enabled"]), r["disabled_reason"] or "")
+    console.print(table)
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    endpoint: Annotated[str, typer.Option(help="The endpoint (whe_...)")],
+    status: Annotated[str | None, typer.Option(help="PENDING, RETRYING, SUCCEEDED, FAILED or CANCELLED")] = None,
+    first: Annotated[int, typer.Option(help="How many, newest first (at most 100)")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """An endpoint's delivery log: one line per attempt."""
+    from hub.webhooks import service
+
+    async def work(hub: Hub) -> list[service.Delivery]:
+        async with hub.db.read() as conn:
+            pk = await _endpoint_pk(conn, endpoint)
+            items, _ = await service.deliveries(conn, pk, first=first, after=None, status=status)
+        return items
+
+    items = _run(work)
+    rows = [
+        {
+            "id": d.public_id, "event_id": d.event_id, "event_type": d.event_type, "attempt": d.attempt,
+            "status": d.status, "response_status": d.response_status, "duration_ms": d.duration_ms,
+            "error": d.error, "next_attempt_at": _iso(d.next_attempt_at), "at": d.at.isoformat(),
+        }
+        for d in items
+    ]  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps({"deliveries": rows}, ensure_ascii=False) + "\n")
+        return
+    table = Table("at", "event", "type", "attempt", "status", "HTTP", "error", title=f"deliveries to {endpoint}")
+    for r in rows:
+        table.add_row(*(str(r[k] if r[k] is not None else "") for k in
+                        ("at", "event_id", "event_type", "attempt", "status", "response_status", "error")))  # fmt: skip
+    console.print(table)
+
+
+async def _endpoint_pk(conn: Any, public_id: str) -> int:
+    from sqlalchemy import select
+
+    from hub.webhooks.models import webhook_endpoint
+
+    pk = await conn.scalar(
+        select(webhook_endpoint.c.id).where(
+            webhook_endpoint.c.public_id == public_id, webhook_endpoint.c.deleted_at.is_(None)
+        )
+    )
+    if pk is None:
+        raise DomainError("WEBHOOK_ENDPOINT_NOT_FOUND", "no such webhook endpoint", "endpoint")
+    return int(pk)
+
+
+@webhooks_app.command("redeliver")
+def webhooks_redeliver(
+    endpoint: Annotated[str, typer.Option(help="The endpoint (whe_...)")],
+    since: Annotated[datetime | None, typer.Option(help="Deliveries created from (ISO 8601)")] = None,
+    until: Annotated[datetime | None, typer.Option(help="... until (ISO 8601)")] = None,
+    event_id: Annotated[list[str] | None, typer.Option(help="A webhook-id (repeatable)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send deliveries again, as they were (same webhook-id and body, signed anew)."""
+    from sqlalchemy import select
+
+    from hub.webhooks import service
+    from hub.webhooks.models import webhook_endpoint
+
+    async def work(hub: Hub) -> int:
+        async with hub.db.write() as conn:
+            owner = await conn.scalar(
+                select(webhook_endpoint.c.partner_id).where(webhook_endpoint.c.id == await _endpoint_pk(conn, endpoint))
+            )
+            return await service.redeliver(
+                conn, int(owner or 0), endpoint, since=_aware(since), until=_aware(until), webhook_ids=event_id,
+                now=hub.clock.now(),
+            )  # fmt: skip
+
+    count = _run(work)
+    _emit(as_json, {"endpoint": endpoint, "redelivering": count}, "redelivery queued")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _switch(endpoint: str, enabled: bool, as_json: bool) -> None:
+    from sqlalchemy import update
+
+    from hub.webhooks.models import webhook_endpoint
+
+    async def work(hub: Hub) -> None:
+        async with hub.db.write() as conn:
+            pk = await _endpoint_pk(conn, endpoint)
+            reason = None if enabled else "disabled by the hub's operator"
+            await conn.execute(
+                update(webhook_endpoint)
+                .where(webhook_endpoint.c.id == pk)
+                .values(enabled=enabled, disabled_reason=reason, failing_since=None)
+            )
+
+    _run(work)
+    _emit(as_json, {"endpoint": endpoint, "enabled": enabled}, "endpoint " + ("enabled" if enabled else "disabled"))
+
+
+@webhooks_app.command("disable")
+def webhooks_disable(
+    endpoint: Annotated[str, typer.Option(help="The endpoint (whe_...)")], as_json: JsonOption = False
+) -> None:
+    """Stop sending to an endpoint (its deliveries wait until it is enabled again)."""
+    _switch(endpoint, False, as_json)
+
+
+@webhooks_app.command("enable")
+def webhooks_enable(
+    endpoint: Annotated[str, typer.Option(help="The endpoint (whe_...)")], as_json: JsonOption = False
+) -> None:
+    """Send to an endpoint again."""
+    _switch(endpoint, True, as_json)
+
+
+@webhooks_app.command("catalogue")
+def webhooks_catalogue() -> None:
+    """Print the event catalogue as Markdown (docs/webhooks.md)."""
+    from hub.webhooks.catalogue import document
+
+    sys.stdout.write(document())
 
 
 @app.command()

@@ -79,6 +79,7 @@ class LoggedAccess:
     categories: list[str]
     consent_public_id: str
     occurred_at: datetime
+    via: str | None = None  # "webhook:<event type>" when a webhook delivery disclosed it
 
 
 async def for_member(conn: AsyncConnection, member_id: int, *, limit: int = 200) -> list[LoggedAccess]:
@@ -86,11 +87,13 @@ async def for_member(conn: AsyncConnection, member_id: int, *, limit: int = 200)
     read of records since merged into theirs (the log is append-only, so those rows keep their member)."""
     merged = select(member.c.id).where(member.c.merged_into == member_id)
     rows = await conn.execute(
-        select(partner.c.name, access_log.c.categories, consent.c.public_id, access_log.c.occurred_at)
+        select(
+            partner.c.name, access_log.c.categories, consent.c.public_id, access_log.c.occurred_at, access_log.c.via
+        )
         .join(partner, partner.c.id == access_log.c.partner_id)
         .join(consent, consent.c.id == access_log.c.consent_id)
         .where(or_(access_log.c.member_id == member_id, access_log.c.member_id.in_(merged)))
         .order_by(access_log.c.id.desc())
         .limit(limit)
     )
-    return [LoggedAccess(r.name, r.categories.split(), r.public_id, r.occurred_at) for r in rows]
+    return [LoggedAccess(r.name, r.categories.split(), r.public_id, r.occurred_at, r.via) for r in rows]

@@ -109,6 +109,7 @@ async def export(conn: AsyncConnection, member_id: int, now: datetime) -> dict[s
                 "categories": a.categories,
                 "consent": a.consent_public_id,
                 "at": _iso(a.occurred_at),
+                "via": a.via or "read",
             }
             for a in await access_logs.for_member(conn, member_id, limit=10_000)
         ],

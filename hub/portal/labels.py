@@ -83,6 +83,9 @@ LABELS: dict[str, dict[str, str]] = {
     "deny": {"zh": "拒绝", "en": "Deny"},
     "error": {"zh": "出错了", "en": "Something went wrong"},
     "saved": {"zh": "已保存。", "en": "Saved."},
+    "how": {"zh": "方式", "en": "How"},
+    "read": {"zh": "查询", "en": "read through the API"},
+    "webhook": {"zh": "推送通知", "en": "sent by webhook:"},
     "claims": {"zh": "待确认的会员关联", "en": "Memberships waiting for you to link"},
     "claim_intro": {
         "zh": "以下合作方用您的手机号登记了会员。若是您本人，关联后积分、消费和等级将合并到您的账户；否则请拒绝。",

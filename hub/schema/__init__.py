@@ -22,15 +22,16 @@ from hub.schema.points import PointsMutations, PointsQueries
 from hub.schema.purchases import PurchaseMutations
 from hub.schema.scalars import SCALARS
 from hub.schema.viewer import ViewerQueries
+from hub.schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(ViewerQueries, MemberQueries, PointsQueries):
+class Query(ViewerQueries, MemberQueries, PointsQueries, WebhookQueries):
     pass
 
 
 @strawberry.type
-class Mutation(MemberMutations, PointsMutations, PurchaseMutations):
+class Mutation(MemberMutations, PointsMutations, PurchaseMutations, WebhookMutations):
     pass
 
 
