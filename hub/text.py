@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-MAX_TEXT = 1000  # characters; the longest text field of the API takes 200
+MAX_TEXT = 4000  # characters; the longest text field of the API (a webhook URL) takes 2,000
 MAX_JSON_DEPTH = 64  # objects and lists inside each other in a request body
 
 _FORBIDDEN = re.compile("[\x00\ud800-\udfff]")

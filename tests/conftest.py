@@ -120,6 +120,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory, sms_ga
         issuer=ISSUER,
         keys_dir=tmp_path_factory.mktemp("keys"),
         sms_gateway_url=sms_gateway.url,
+        webhook_allow_private=True,  # the tests' webhook receivers listen on 127.0.0.1
     )
 
 

@@ -87,9 +87,7 @@ async def for_member(conn: AsyncConnection, member_id: int, *, limit: int = 200)
     read of records since merged into theirs (the log is append-only, so those rows keep their member)."""
     merged = select(member.c.id).where(member.c.merged_into == member_id)
     rows = await conn.execute(
-        select(
-            partner.c.name, access_log.c.categories, consent.c.public_id, access_log.c.occurred_at, access_log.c.via
-        )
+        select(partner.c.name, access_log.c.categories, consent.c.public_id, access_log.c.occurred_at, access_log.c.via)
         .join(partner, partner.c.id == access_log.c.partner_id)
         .join(consent, consent.c.id == access_log.c.consent_id)
         .where(or_(access_log.c.member_id == member_id, access_log.c.member_id.in_(merged)))

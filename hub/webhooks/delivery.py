@@ -23,12 +23,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks.webhooks import Webhook
 
 from hub.consent.models import access_log, consent
-from hub.db import Database
+from hub.db import Database, UtcDateTime
 from hub.events.models import event
 from hub.ids import new_ids
 from hub.members.models import member_link
@@ -43,7 +43,8 @@ SCHEDULE = (timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), t
 RETRYABLE = frozenset({408, 409, 425, 429})  # and every 5xx; any other 4xx is final
 DISABLE_AFTER = timedelta(days=5)
 LEASE = timedelta(seconds=60)
-PER_ENDPOINT = 4
+PER_ENDPOINT = 16  # connections one worker opens to one endpoint at most
+IN_FLIGHT = 512  # deliveries one worker has on the wire at most
 
 
 def in_force(row: Any, now: datetime) -> bool:
@@ -163,17 +164,18 @@ class Dispatcher:
     client: httpx.AsyncClient
     allow_private: bool
     _limits: dict[int, asyncio.Semaphore] = field(default_factory=dict)
+    _signers: dict[str, Webhook] = field(default_factory=dict)
 
     async def dispatch(self, now: datetime, batch: int = 200) -> int:
-        claimed = await self._claim(now, batch)
+        claimed = await self.claim(now, batch)
         if not claimed:
             return 0
-        secrets = await self._secrets({d.endpoint_id for d in claimed}, now)
-        results = await asyncio.gather(*(self._send(d, secrets.get(d.endpoint_id, []), now) for d in claimed))
-        await self._record(claimed, results, now)
+        secrets = await self.secrets({d.endpoint_id for d in claimed}, now)
+        results = await asyncio.gather(*(self.send(d, secrets.get(d.endpoint_id, []), now) for d in claimed))
+        await self.record(list(zip(claimed, results, strict=True)), now)
         return len(claimed)
 
-    async def _claim(self, now: datetime, batch: int) -> list[Any]:
+    async def claim(self, now: datetime, batch: int) -> list[Any]:
         async with self.db.write() as conn:
             rows = (
                 await conn.execute(
@@ -205,7 +207,7 @@ class Dispatcher:
                 )
         return list(rows)
 
-    async def _secrets(self, endpoint_ids: set[int], now: datetime) -> dict[int, list[str]]:
+    async def secrets(self, endpoint_ids: set[int], now: datetime) -> dict[int, list[str]]:
         found: dict[int, list[str]] = defaultdict(list)
         async with self.db.read() as conn:
             for row in await conn.execute(
@@ -219,7 +221,13 @@ class Dispatcher:
                 found[row.endpoint_id].append(self.key.open(row.secret))
         return found
 
-    async def _send(self, delivery: Any, secrets: list[str], now: datetime) -> Answer | None:
+    def _signer(self, secret: str) -> Webhook:
+        signer = self._signers.get(secret)
+        if signer is None:
+            signer = self._signers[secret] = Webhook(secret)
+        return signer
+
+    async def send(self, delivery: Any, secrets: list[str], now: datetime) -> Answer | None:
         """The answer, or None when the delivery may no longer be sent (the consent behind it ended)."""
         spec = SUBSCRIBABLE[delivery.event_type]
         if delivery.consent_id is not None and not spec.mandatory:
@@ -231,8 +239,7 @@ class Dispatcher:
         if not secrets:
             return Answer(None, "the endpoint has no signing secret", None, 0)
         sent_at = datetime.now(now.tzinfo)  # the receiver checks this against its own clock
-        body = delivery.body.encode()
-        signature = " ".join(Webhook(secret).sign(delivery.webhook_id, sent_at, delivery.body) for secret in secrets)
+        signature = " ".join(self._signer(s).sign(delivery.webhook_id, sent_at, delivery.body) for s in secrets)
         headers = {
             "webhook-id": delivery.webhook_id,
             "webhook-timestamp": str(int(sent_at.timestamp())),
@@ -240,50 +247,72 @@ class Dispatcher:
             "User-Agent": "hub-webhooks/1",
         }
         limit = self._limits.setdefault(delivery.endpoint_id, asyncio.Semaphore(PER_ENDPOINT))
-        async with limit:  # one slow receiver holds at most 4 of this worker's connections
-            return await post(self.client, delivery.url, headers, body, allow_private=self.allow_private)
+        async with limit:  # one slow receiver holds at most PER_ENDPOINT of this worker's connections
+            return await post(
+                self.client, delivery.url, headers, delivery.body.encode(), allow_private=self.allow_private
+            )
 
-    async def _record(self, claimed: list[Any], results: list[Answer | None], now: datetime) -> None:
+    async def record(self, done: list[tuple[Any, Answer | None]], now: datetime) -> None:
+        """Write a batch of outcomes in one transaction, a few statements whatever its size."""
+        cancelled: list[dict[str, Any]] = []
+        settled: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
         logged: list[dict[str, Any]] = []
-        async with self.db.write() as conn:
-            for delivery, answer in zip(claimed, results, strict=True):
-                if answer is None:
-                    await conn.execute(
-                        update(webhook_delivery)
-                        .where(webhook_delivery.c.id == delivery.id)
-                        .values(status="CANCELLED", next_attempt_at=None, locked_until=None)
-                    )
-                    continue
-                attempt = delivery.attempts + 1
-                ok = answer.status is not None and 200 <= answer.status < 300
-                attempts.append(
+        health: dict[int, list[Answer]] = defaultdict(list)
+        for delivery, answer in done:
+            if answer is None:
+                cancelled.append({"b_id": delivery.id})
+                continue
+            attempt = delivery.attempts + 1
+            ok = answer.status is not None and 200 <= answer.status < 300
+            status, next_at = _outcome(answer, attempt, now)
+            settled.append({"b_id": delivery.id, "b_status": status, "b_attempts": attempt, "b_next": next_at})
+            attempts.append(
+                {
+                    "delivery_id": delivery.id, "attempt": attempt, "status": "SUCCEEDED" if ok else "FAILED",
+                    "response_status": answer.status, "duration_ms": answer.duration_ms,
+                    "error": (answer.error or "")[:300] or None, "at": now,
+                }
+            )  # fmt: skip
+            spec = SUBSCRIBABLE[delivery.event_type]
+            if ok and spec.permission is not None and delivery.member_id and delivery.consent_id:
+                # The delivery disclosed member data: the member sees it in their access log, like a read.
+                logged.append(
                     {
-                        "delivery_id": delivery.id, "attempt": attempt, "status": "SUCCEEDED" if ok else "FAILED",
-                        "response_status": answer.status, "duration_ms": answer.duration_ms,
-                        "error": (answer.error or "")[:300] or None, "at": now,
+                        "member_id": delivery.member_id, "partner_id": delivery.partner_id,
+                        "consent_id": delivery.consent_id, "categories": spec.permission,
+                        "occurred_at": now, "via": f"webhook:{spec.name}",
                     }
                 )  # fmt: skip
-                status, next_at = _outcome(answer, attempt, now)
-                await conn.execute(
-                    update(webhook_delivery)
-                    .where(webhook_delivery.c.id == delivery.id)
-                    .values(status=status, attempts=attempt, next_attempt_at=next_at, locked_until=None)
-                )
-                spec = SUBSCRIBABLE[delivery.event_type]
-                if ok and spec.permission is not None and delivery.member_id and delivery.consent_id:
-                    logged.append(
-                        {
-                            "member_id": delivery.member_id, "partner_id": delivery.partner_id,
-                            "consent_id": delivery.consent_id, "categories": spec.permission,
-                            "occurred_at": now, "via": f"webhook:{spec.name}",
-                        }
-                    )  # fmt: skip
-                await _endpoint_health(conn, delivery.endpoint_id, answer, ok, now)
+            health[delivery.endpoint_id].append(answer)
+        async with self.db.write() as conn:
+            if cancelled:
+                await conn.execute(_CANCEL, cancelled)
+            if settled:
+                await conn.execute(_SETTLE, settled)
             if attempts:
                 await conn.execute(insert(webhook_attempt), attempts)
             if logged:
                 await conn.execute(insert(access_log), logged)
+            for endpoint_id, answers in health.items():
+                await _endpoint_health(conn, endpoint_id, answers, now)
+
+
+_SETTLE = (
+    update(webhook_delivery)
+    .where(webhook_delivery.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        next_attempt_at=bindparam("b_next", type_=UtcDateTime()),
+        locked_until=None,
+    )
+)
+_CANCEL = (
+    update(webhook_delivery)
+    .where(webhook_delivery.c.id == bindparam("b_id"))
+    .values(status="CANCELLED", next_attempt_at=None, locked_until=None)
+)
 
 
 def _outcome(answer: Answer, attempt: int, now: datetime) -> tuple[str, datetime | None]:
@@ -300,24 +329,24 @@ def _outcome(answer: Answer, attempt: int, now: datetime) -> tuple[str, datetime
     return "RETRYING", now + timedelta(seconds=delay)
 
 
-async def _endpoint_health(conn: AsyncConnection, endpoint_id: int, answer: Answer, ok: bool, now: datetime) -> None:
-    if ok:
+async def _endpoint_health(conn: AsyncConnection, endpoint_id: int, answers: list[Answer], now: datetime) -> None:
+    """After a batch: any success clears the failure clock; 410 disables; five days of nothing but failure too."""
+    if any(a.status is not None and 200 <= a.status < 300 for a in answers):
         await conn.execute(
             update(webhook_endpoint)
             .where(webhook_endpoint.c.id == endpoint_id, webhook_endpoint.c.failing_since.is_not(None))
             .values(failing_since=None)
         )
         return
-    if answer.status == 410:
+    if any(a.status == 410 for a in answers):
         await disable(conn, endpoint_id, "the receiver answered 410 Gone")
         return
-    await conn.execute(
-        update(webhook_endpoint)
-        .where(webhook_endpoint.c.id == endpoint_id, webhook_endpoint.c.failing_since.is_(None))
-        .values(failing_since=now)
-    )
     since = await conn.scalar(select(webhook_endpoint.c.failing_since).where(webhook_endpoint.c.id == endpoint_id))
-    if since is not None and since <= now - DISABLE_AFTER:
+    if since is None:
+        await conn.execute(
+            update(webhook_endpoint).where(webhook_endpoint.c.id == endpoint_id).values(failing_since=now)
+        )
+    elif since <= now - DISABLE_AFTER:
         await disable(conn, endpoint_id, "every delivery failed for 5 days")
 
 
@@ -345,11 +374,34 @@ async def prune(db: Database, now: datetime, keep: timedelta) -> int:
 
 
 async def run(db: Database, dispatcher: Dispatcher, clock: Any, stop: asyncio.Event, idle: float = 0.25) -> None:
-    """The worker's webhook loop: back to back while there is work, a short sleep when idle."""
-    while not stop.is_set():
+    """The worker's webhook loop. Sends run as tasks, so a slow receiver holds only its own deliveries (and at most
+    PER_ENDPOINT connections) while the loop keeps fanning out, claiming and recording the others' outcomes in
+    batches. Back to back while there is work; a `idle` wait when there is none."""
+    inflight: set[asyncio.Task[None]] = set()
+    done: list[tuple[Any, Answer | None]] = []
+
+    async def send(delivery: Any, secrets: list[str], now: datetime) -> None:
+        done.append((delivery, await dispatcher.send(delivery, secrets, now)))
+
+    while not stop.is_set() or inflight:
         now = clock.now()
-        fanned = await fan_out(db, dispatcher.key, now)
-        sent = await dispatcher.dispatch(now)
-        if not fanned and not sent:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle)
+        fanned = 0 if stop.is_set() else await fan_out(db, dispatcher.key, now)
+        room = IN_FLIGHT - len(inflight)
+        claimed = await dispatcher.claim(now, min(room, 200)) if room > 0 and not stop.is_set() else []
+        if claimed:
+            secrets = await dispatcher.secrets({d.endpoint_id for d in claimed}, now)
+            for d in claimed:
+                task = asyncio.create_task(send(d, secrets.get(d.endpoint_id, []), now))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+        if done:
+            batch, done[:] = done[:], []
+            await dispatcher.record(batch, now)
+        elif not fanned and not claimed:
+            if inflight:
+                await asyncio.wait(inflight, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), idle)
+    if done:
+        await dispatcher.record(done, clock.now())

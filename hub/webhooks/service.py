@@ -68,7 +68,8 @@ def check_url(url: str, *, allow_private: bool, production: bool) -> str:
         parts.port  # noqa: B018 (a bad port raises here)
     except ValueError:
         raise DomainError("INVALID_URL", "not a URL", "url") from None
-    allowed = ("https",) if production else ("https", "http")
+    # Plain http only for receivers on this machine or network, in development and tests.
+    allowed = ("https",) if production and not allow_private else ("https", "http")
     if parts.scheme not in allowed or not host:
         raise DomainError("INVALID_URL", f"the URL must be {' or '.join(allowed)} with a host", "url")
     if parts.username is not None or parts.password is not None:
