@@ -329,7 +329,7 @@ def worker(
         )
 
     async def work(hub: Hub) -> None:
-        async with transport.new_client() as client:
+        async with transport.new_client(hub.settings.webhook_allow_private) as client:
             dispatcher = delivery.Dispatcher(hub.db, hub.webhook_key, client, hub.settings.webhook_allow_private)
             if once:
                 await jobs_round(hub)

@@ -4,6 +4,7 @@ the `standardwebhooks` library. On SQLite and on PostgreSQL (the suite's databas
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -306,7 +307,7 @@ async def test_two_workers_never_send_one_delivery_twice(make_partner: Any, hub:
         await call(pharmacy, EARN, memberId=member_id, points=1)
     while await delivery.fan_out(hub.db, hub.webhook_key, hub.clock.now()):
         pass
-    async with transport.new_client() as a, transport.new_client() as b:
+    async with transport.new_client(True) as a, transport.new_client(True) as b:
         workers = [delivery.Dispatcher(hub.db, hub.webhook_key, c, allow_private=True) for c in (a, b)]
 
         async def drain(worker: delivery.Dispatcher) -> None:
@@ -403,6 +404,12 @@ async def test_every_forbidden_address_is_refused_at_send_time(address: str) -> 
     assert answer.status is None and "forbidden address" in (answer.error or "")
 
 
+async def test_a_name_that_resolves_to_a_forbidden_address_is_refused() -> None:
+    async with transport.new_client(allow_private=False) as client:
+        answer = await transport.post(client, "http://localhost:9/hook", {}, b"{}", allow_private=False)
+    assert answer.status is None and "forbidden address" in (answer.error or ""), answer
+
+
 def test_public_addresses_are_allowed() -> None:
     for address in ("93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"):
         assert not transport.forbidden(ip_address(address))
@@ -469,7 +476,7 @@ async def test_a_revocation_in_the_portal_reaches_the_partner_within_a_second(
     member_id = await enrol(pharmacy, phone)
     _, secret = await endpoint(pharmacy, receiver.url, ["points.earned"])
     stop = asyncio.Event()
-    async with transport.new_client() as client:
+    async with transport.new_client(allow_private=True) as client:
         dispatcher = delivery.Dispatcher(hub.db, hub.webhook_key, client, allow_private=True)
         worker = asyncio.create_task(delivery.run(hub.db, dispatcher, hub.clock, stop))
         try:
@@ -488,6 +495,9 @@ async def test_a_revocation_in_the_portal_reaches_the_partner_within_a_second(
             await worker
     [notice] = receiver.of_type("consent.revoked")
     assert notice.verify(secret)["data"]["memberId"] == member_id
+    # The member sees the notice in their access log.
+    log = (await member.http.get("/portal/access-log?lang=en")).text
+    assert "sent by webhook: consent.revoked" in log
 
 
 def test_the_catalogue_document_is_current() -> None:
@@ -503,3 +513,62 @@ async def test_event_types_are_listed_with_their_schema(make_partner: Any) -> No
     assert types["member.erased"]["mandatory"] is True
     schema = types["points.earned"]["payloadSchema"]
     assert schema["properties"]["data"]["required"] == ["memberId", "points", "transactionId"]
+
+
+async def test_five_days_of_failures_disable_and_the_worker_prunes(
+    make_partner: Any, hub: Hub, clock: Any, receiver: Receiver
+) -> None:
+    pharmacy: PartnerClient = await make_partner()
+    member_id = await enrol(pharmacy, new_phone())
+    receiver.respond = lambda r: (503, {}, b"")
+    await endpoint(pharmacy, receiver.url, ["points.earned"])
+    await call(pharmacy, EARN, memberId=member_id, points=1)
+    await deliver(hub)
+    clock.set(clock.now() + timedelta(days=5, seconds=1))
+    await deliver(hub)
+    state = (await pharmacy.gql(ENDPOINTS, {"first": 1}))["data"]["webhookEndpoints"][0]
+    assert state["enabled"] is False and state["disabledReason"] == "every delivery failed for 5 days"
+
+    ok = Receiver()
+    try:
+        other: PartnerClient = await make_partner()
+        other_member = await enrol(other, new_phone())
+        await endpoint(other, ok.url, ["points.earned"])
+        await call(other, EARN, memberId=other_member, points=1)
+        await deliver(hub)
+        sent = await _delivery_row(hub, other)
+        assert sent.status == "SUCCEEDED"
+        later = clock.now() + timedelta(days=31)
+        pruned = 0
+        while batch := await delivery.prune(hub.db, later, timedelta(days=30)):  # 5,000 at a time
+            pruned += batch
+        assert pruned >= 1
+        async with hub.db.read() as conn:
+            gone = await conn.scalar(select(webhook_delivery.c.id).where(webhook_delivery.c.id == sent.id))
+        assert gone is None
+    finally:
+        ok.close()
+
+
+async def test_the_operator_sees_and_switches_endpoints_from_the_cli(
+    database_url: str, tmp_path: Any, make_partner: Any
+) -> None:
+    from tests.test_cli import hub_cli
+
+    partner: PartnerClient = await make_partner()
+    some, _ = await endpoint(partner, "http://127.0.0.1:9/hook", ["points.earned"])
+    listed = json.loads(
+        hub_cli(database_url, tmp_path, "webhooks", "list", "--partner", partner.partner_id, "--json").stdout
+    )
+    assert [e["id"] for e in listed["endpoints"]] == [some]
+    off = hub_cli(database_url, tmp_path, "webhooks", "disable", "--endpoint", some, "--json")
+    assert off.returncode == 0 and json.loads(off.stdout) == {"endpoint": some, "enabled": False}
+    log = hub_cli(database_url, tmp_path, "webhooks", "deliveries", "--endpoint", some, "--json")
+    assert log.returncode == 0 and "deliveries" in json.loads(log.stdout)
+    again = hub_cli(database_url, tmp_path, "webhooks", "redeliver", "--endpoint", some, "--since",
+                    "2000-01-01T00:00:00+00:00", "--json")  # fmt: skip
+    assert again.returncode == 0 and json.loads(again.stdout)["redelivering"] >= 0
+    on = hub_cli(database_url, tmp_path, "webhooks", "enable", "--endpoint", some, "--json")
+    assert json.loads(on.stdout) == {"endpoint": some, "enabled": True}
+    missing = hub_cli(database_url, tmp_path, "webhooks", "disable", "--endpoint", "whe_nope")
+    assert missing.returncode == 1 and "WEBHOOK_ENDPOINT_NOT_FOUND" in missing.stderr

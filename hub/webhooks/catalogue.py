@@ -35,6 +35,13 @@ class EventType:
     def mandatory(self) -> bool:
         return self.audience == "privacy"
 
+    @property
+    def disclosed(self) -> str:
+        """What a delivery tells the partner about the member, as the access log names it."""
+        if self.permission is not None:
+            return self.permission
+        return "consent:read" if self.name.startswith("consent.") else "member:read"
+
     def payload_schema(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "object", "additionalProperties": False}
         properties = {"memberId": _MEMBER_ID, **self.fields} if self.about_member else dict(self.fields)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks.webhooks import Webhook
@@ -161,7 +161,7 @@ class Dispatcher:
 
     db: Database
     key: WebhookKey
-    client: httpx.AsyncClient
+    client: aiohttp.ClientSession
     allow_private: bool
     _limits: dict[int, asyncio.Semaphore] = field(default_factory=dict)
     _signers: dict[str, Webhook] = field(default_factory=dict)
@@ -275,12 +275,12 @@ class Dispatcher:
                 }
             )  # fmt: skip
             spec = SUBSCRIBABLE[delivery.event_type]
-            if ok and spec.permission is not None and delivery.member_id and delivery.consent_id:
-                # The delivery disclosed member data: the member sees it in their access log, like a read.
+            if ok and delivery.member_id and delivery.consent_id:
+                # The delivery told the partner about the member: the member sees it in their access log.
                 logged.append(
                     {
                         "member_id": delivery.member_id, "partner_id": delivery.partner_id,
-                        "consent_id": delivery.consent_id, "categories": spec.permission,
+                        "consent_id": delivery.consent_id, "categories": spec.disclosed,
                         "occurred_at": now, "via": f"webhook:{spec.name}",
                     }
                 )  # fmt: skip
