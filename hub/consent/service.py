@@ -227,6 +227,11 @@ def _status(row: Any, now: datetime) -> str:
     return str(row.status)
 
 
+def in_force(row: Any, now: datetime) -> bool:
+    """Does this consent row (status, expires_at) authorise access right now? The Python twin of `is_active`."""
+    return row is not None and _status(row, now) == "AUTHORISED"
+
+
 _CONSENTS = select(
     consent.c.id,
     consent.c.public_id,
@@ -482,7 +487,7 @@ async def decide(
         if current is not None:
             await append_event(conn, current, "rejected", actor, [], now, requestId=request_public_id)
         return
-    current = await _in_force(conn, member_id, row.partner_id, now)
+    current = await _consent_in_force(conn, member_id, row.partner_id, now)
     keep = frozenset(current.permissions) if current is not None else frozenset()
     await grant(
         conn,
@@ -497,7 +502,7 @@ async def decide(
     )
 
 
-async def _in_force(conn: AsyncConnection, member_id: int, partner_id: int, now: datetime) -> Any | None:
+async def _consent_in_force(conn: AsyncConnection, member_id: int, partner_id: int, now: datetime) -> Any | None:
     """The member's consent to the partner if it authorises access now."""
     row = (
         await conn.execute(
@@ -506,7 +511,7 @@ async def _in_force(conn: AsyncConnection, member_id: int, partner_id: int, now:
             )
         )
     ).one_or_none()
-    return row if row is not None and _status(row, now) == "AUTHORISED" else None
+    return row if in_force(row, now) else None
 
 
 async def authorise_app(
@@ -517,7 +522,7 @@ async def authorise_app(
     Its expiry stays; a consent that had none gets `HEALTH_CONSENT_TTL` once it covers health-related data.
     Returns the consent and its permissions now.
     """
-    current = await _in_force(conn, member_id, partner_id, now)
+    current = await _consent_in_force(conn, member_id, partner_id, now)
     permissions = (frozenset(current.permissions) if current is not None else frozenset()) | chosen
     if current is not None and current.expires_at is not None:
         expires_at: datetime | None = current.expires_at

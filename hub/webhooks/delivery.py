@@ -27,6 +27,7 @@ from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks.webhooks import Webhook
 
+from hub.consent import service as consents
 from hub.consent.models import access_log, consent
 from hub.db import Database, UtcDateTime
 from hub.events.models import event
@@ -47,14 +48,12 @@ PER_ENDPOINT = 16  # connections one worker opens to one endpoint at most
 IN_FLIGHT = 512  # deliveries one worker has on the wire at most
 
 
-def in_force(row: Any, now: datetime) -> bool:
-    return row is not None and row.status == "AUTHORISED" and (row.expires_at is None or row.expires_at > now)
-
-
 def _covers(spec: EventType, consent_row: Any, now: datetime) -> bool:
     if spec.mandatory:
         return True
-    return in_force(consent_row, now) and (spec.permission is None or spec.permission in consent_row.permissions)
+    return consents.in_force(consent_row, now) and (
+        spec.permission is None or spec.permission in consent_row.permissions
+    )
 
 
 def body_of(spec: EventType, occurred_at: datetime, data: dict[str, Any]) -> str:
