@@ -60,7 +60,10 @@ class MemberBrowser:
 
 
 def browser(app: Any, phone: str) -> MemberBrowser:
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER, follow_redirects=False)
+    # Each browser its own address, as members' phones have: the per-IP sign-in limit is not shared by the suite.
+    address = f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
+    client = httpx.AsyncClient(transport=transport, base_url=ISSUER, follow_redirects=False)
     return MemberBrowser(client, phone)
 
 

@@ -572,3 +572,27 @@ async def test_the_operator_sees_and_switches_endpoints_from_the_cli(
     assert json.loads(on.stdout) == {"endpoint": some, "enabled": True}
     missing = hub_cli(database_url, tmp_path, "webhooks", "disable", "--endpoint", "whe_nope")
     assert missing.returncode == 1 and "WEBHOOK_ENDPOINT_NOT_FOUND" in missing.stderr
+
+
+async def test_a_partner_hears_how_the_member_decided_its_request(
+    app: Any, make_partner: Any, hub: Hub, receiver: Receiver
+) -> None:
+    insurer: PartnerClient = await make_partner(kind="insurer")
+    phone = new_phone()
+    member_id = await enrol(insurer, phone, permissions=["member:read"])
+    _, secret = await endpoint(
+        insurer, receiver.url, ["consent.requested", "consent.request_decided", "consent.widened"]
+    )
+    asked = await insurer.gql(
+        "mutation($i: RequestConsentInput!) { requestConsent(input: $i) { consentRequest { id } errors { code } } }",
+        {"i": {"memberId": member_id, "permissions": ["points:read"], "purposes": ["discounts"]}},
+    )
+    request_id = asked["data"]["requestConsent"]["consentRequest"]["id"]
+    member = browser(app, phone)
+    await member.sign_in(insurer.sms)
+    assert (await member.post(f"/portal/requests/{request_id}", {"decision": "approve"})).status_code == 303
+    await deliver(hub)
+    kinds = [r.verify(secret)["type"] for r in receiver.got]
+    assert sorted(kinds) == ["consent.request_decided", "consent.requested", "consent.widened"]  # not ordered
+    decided = receiver.of_type("consent.request_decided")[0].verify(secret)["data"]
+    assert decided == {"memberId": member_id, "requestId": request_id, "decision": "approved"}

@@ -422,6 +422,14 @@ async def request(
     )
     if current is not None:
         await append_event(conn, current, "requested", actor, sorted(permissions), now, requestId=public_id)
+    await outbox.record(
+        conn,
+        "consent.requested",
+        now=now,
+        member_id=member_id,
+        partner_id=partner_id,
+        payload={"requestId": public_id, "permissions": sorted(permissions)},
+    )
     name = await conn.scalar(select(partner.c.name).where(partner.c.id == partner_id))
     return RequestView(public_id, str(name), "AWAITING_AUTHORISATION", sorted(permissions), purposes, expires_at, now)
 
@@ -477,6 +485,14 @@ async def decide(
         update(consent_request)
         .where(consent_request.c.id == row.id)
         .values(status="AUTHORISED" if approve else "REJECTED", decided_at=now)
+    )
+    await outbox.record(
+        conn,
+        "consent.request_decided",
+        now=now,
+        member_id=member_id,
+        partner_id=row.partner_id,
+        payload={"requestId": request_public_id, "decision": "approved" if approve else "rejected"},
     )
     if not approve:
         current = (

@@ -111,6 +111,22 @@ _TYPES = (
         growthValue=_TEXT,
     ),
     _t(
+        "consent.requested",
+        "You asked the member for consent (requestConsent); they decide in the portal.",
+        "own",
+        None,
+        requestId=_TEXT,
+        permissions={"type": "array", "items": _TEXT},
+    ),
+    _t(
+        "consent.request_decided",
+        "The member approved or rejected your consent request (decision: approved | rejected).",
+        "own",
+        None,
+        requestId=_TEXT,
+        decision={"type": "string", "enum": ["approved", "rejected"]},
+    ),
+    _t(
         "consent.granted",
         "The member consented to you (again).",
         "own",
