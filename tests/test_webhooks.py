@@ -238,7 +238,12 @@ async def test_hostile_receivers_are_failed_attempts(
     pharmacy: PartnerClient = await make_partner()
     member_id = await enrol(pharmacy, new_phone())
     monkeypatch.setattr(transport, "TOTAL_TIMEOUT", 0.5)
+
+    def hang_up(received: Any) -> tuple[int, dict[str, str], bytes]:
+        raise ConnectionAbortedError("the receiver closes the connection without answering")
+
     behaviours = {
+        "close": hang_up,
         "redirect": lambda r: (302, {"Location": "http://169.254.169.254/latest"}, b""),
         "huge": lambda r: (200, {}, b"x" * (5 * 1024 * 1024)),
         "hang": lambda r: (time.sleep(2), (200, {}, b""))[1],
@@ -261,7 +266,7 @@ async def test_hostile_receivers_are_failed_attempts(
                 }
             },
         )
-    assert outcomes == {"redirect": "RETRYING", "huge": "SUCCEEDED", "hang": "RETRYING"}
+    assert outcomes == {"close": "RETRYING", "redirect": "RETRYING", "huge": "SUCCEEDED", "hang": "RETRYING"}
     assert not any("169.254" in r.headers.get("host", "") for r in receiver.got)  # the redirect was not followed
 
 
@@ -596,3 +601,35 @@ async def test_a_partner_hears_how_the_member_decided_its_request(
     assert sorted(kinds) == ["consent.request_decided", "consent.requested", "consent.widened"]  # not ordered
     decided = receiver.of_type("consent.request_decided")[0].verify(secret)["data"]
     assert decided == {"memberId": member_id, "requestId": request_id, "decision": "approved"}
+
+
+async def test_a_slow_receiver_never_delays_another_partners(make_partner: Any, hub: Hub) -> None:
+    slow = Receiver(respond=lambda r: (time.sleep(3), (200, {}, b""))[1])
+    fast = Receiver()
+    try:
+        sluggish: PartnerClient = await make_partner()
+        quick: PartnerClient = await make_partner()
+        sluggish_member = await enrol(sluggish, new_phone())
+        quick_member = await enrol(quick, new_phone())
+        await endpoint(sluggish, slow.url, ["points.earned"])
+        await endpoint(quick, fast.url, ["points.earned"])
+        for _ in range(40):  # more than the worker will open to one endpoint at once
+            await call(sluggish, EARN, memberId=sluggish_member, points=1)
+        await call(quick, EARN, memberId=quick_member, points=1)
+        stop = asyncio.Event()
+        async with transport.new_client(allow_private=True) as client:
+            dispatcher = delivery.Dispatcher(hub.db, hub.webhook_key, client, allow_private=True)
+            started = time.monotonic()
+            worker = asyncio.create_task(delivery.run(hub.db, dispatcher, hub.clock, stop))
+            try:
+                while not fast.got:
+                    assert time.monotonic() - started < 1.5, "the quick partner waited on the slow one"
+                    await asyncio.sleep(0.01)
+                # Meanwhile the slow receiver holds no more connections than one endpoint may have.
+                assert len(slow.got) <= delivery.PER_ENDPOINT
+            finally:
+                stop.set()
+                await worker
+    finally:
+        slow.close()
+        fast.close()
