@@ -6,13 +6,15 @@ own transactions: another partner's transactions would tell it where the member 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import cursors
+from hub.db import among
 from hub.errors import DomainError
 from hub.points.ledger import Txn, partner_account, txn_of
 from hub.points.models import (
@@ -36,23 +38,40 @@ class Balances:
     lifetime_earned: int
 
 
-_BALANCES = select(ledger_account.c.kind, ledger_account.c.balance).where(
-    ledger_account.c.member_id == bindparam("member_id")
-)
-_LIFETIME = select(func.coalesce(func.sum(point_lot.c.amount - point_lot.c.reversed), 0)).where(
-    point_lot.c.member_id == bindparam("member_id"), point_lot.c.status != "debt"
-)
+async def balances_of(conn: AsyncConnection, member_ids: Iterable[int]) -> dict[int, Balances]:
+    """Balances of many members in two statements, whatever their number (a page of members reads this once)."""
+    ids = list(dict.fromkeys(member_ids))
+    if not ids:
+        return {}
+    dialect = conn.dialect.name
+    by_member: dict[int, dict[str, int]] = {i: {} for i in ids}
+    for row in await conn.execute(
+        select(ledger_account.c.member_id, ledger_account.c.kind, ledger_account.c.balance).where(
+            among(dialect, ledger_account.c.member_id, ids)
+        )
+    ):
+        by_member[row.member_id][row.kind] = int(row.balance)
+    lifetime = {
+        row.member_id: int(row.total)
+        for row in await conn.execute(
+            select(point_lot.c.member_id, func.sum(point_lot.c.amount - point_lot.c.reversed).label("total"))
+            .where(among(dialect, point_lot.c.member_id, ids), point_lot.c.status != "debt")
+            .group_by(point_lot.c.member_id)
+        )
+    }
+    return {
+        member_id: Balances(
+            available=kinds.get(MEMBER_AVAILABLE, 0),
+            pending=kinds.get(MEMBER_PENDING, 0),
+            held=kinds.get(MEMBER_HELD, 0),
+            lifetime_earned=lifetime.get(member_id, 0),
+        )
+        for member_id, kinds in by_member.items()
+    }
 
 
 async def balances(conn: AsyncConnection, member_id: int) -> Balances:
-    by_kind = {row.kind: row.balance for row in await conn.execute(_BALANCES, {"member_id": member_id})}
-    lifetime = await conn.scalar(_LIFETIME, {"member_id": member_id})
-    return Balances(
-        available=by_kind.get(MEMBER_AVAILABLE, 0),
-        pending=by_kind.get(MEMBER_PENDING, 0),
-        held=by_kind.get(MEMBER_HELD, 0),
-        lifetime_earned=int(lifetime or 0),
-    )
+    return (await balances_of(conn, [member_id]))[member_id]
 
 
 async def prepaid_balance(conn: AsyncConnection, partner_id: int) -> int:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info as _Info
 
 from hub.auth.principal import Principal
@@ -18,6 +21,14 @@ class Context:
     accessed: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     cost: int | None = None  # of the operation, once measured (schema/limits.py)
     retry_after: int | None = None  # set when the client's cost budget refused the operation: HTTP 429
+    # Per-request loaders: a nested field asked of every member of a page is read once for the whole page.
+    loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
+
+    def loader(self, name: str, load: Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]) -> DataLoader[Any, Any]:
+        found = self.loaders.get(name)
+        if found is None:
+            found = self.loaders[name] = DataLoader(load_fn=load)
+        return found
 
     def record_access(self, member_id: int, consent_pk: int, permission: str) -> None:
         self.accessed.setdefault((member_id, consent_pk), set()).add(permission)

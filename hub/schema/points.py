@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, TypeVar
@@ -149,8 +149,14 @@ class MemberPoints:
 
 
 async def member_points(info: Info, member_id: int) -> MemberPoints:
-    async with info.context.hub.db.read() as conn:
-        found = await queries.balances(conn, member_id)
+    ctx = info.context
+
+    async def load(member_ids: Sequence[int]) -> list[queries.Balances]:
+        async with ctx.hub.db.read() as conn:
+            found = await queries.balances_of(conn, member_ids)
+        return [found[m] for m in member_ids]
+
+    found = await ctx.loader("points.balances", load).load(member_id)
     return MemberPoints(
         available=BigInt(found.available),
         pending=BigInt(found.pending),
