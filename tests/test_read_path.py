@@ -1,4 +1,7 @@
-"""The read path at partner scale: nested member fields are read once per page, not once per member."""
+"""The read path at partner scale: nested member fields are read once per page, not once per member.
+
+Issue 12 asks for at most 5 statements a page; today points and tier are batched (8 on PostgreSQL with the token
+state cached, 10 on SQLite), constant in the page size, which is what this test holds."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from sqlalchemy import event
 from hub.state import Hub
 from tests.conftest import ENROLL, PartnerClient, enrolment, new_phone
 
-PAGE = "query($n: Int) { members(first: $n) { edges { node { id externalId points { available pending } } } } }"
+PAGE = """query($n: Int) { members(first: $n) { edges { node { id externalId points { available pending }
+  tier { level name benefits { discountRate } progress { growthValue growthToNextLevel } } } } } }"""
 
 
 @contextmanager
@@ -50,5 +54,6 @@ async def test_a_page_of_members_with_points_costs_the_same_at_any_size(make_par
             page = await partner.gql(PAGE, {"n": size})
         assert len(page["data"]["members"]["edges"]) == size
         costs[size] = len(statements)
-    # The token state, the members, their balances and lifetime sums, the access log (SQLite adds its BEGIN).
-    assert costs[5] == costs[30] <= 6, costs
+    # The token state, the members, their balances and lifetime sums, their tier rows (and enrolment dates), two
+    # growth sums, the access log (SQLite adds its BEGIN).
+    assert costs[5] == costs[30] <= 10, costs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 
 import strawberry
@@ -78,9 +79,15 @@ async def member_tier(info: Info, member_id: int) -> MemberTier:
     settings = ctx.hub.settings
     version = settings.programme.at(ctx.now)
     zone = settings.points_policy.zone
-    async with ctx.hub.db.read() as conn:
-        current = await tiers.state(conn, member_id)
-        progress = await tiers.progress(conn, member_id, current, version, ctx.now, zone)
+
+    async def load(member_ids: Sequence[int]) -> list[tuple[tiers.TierState, tiers.Progress]]:
+        ids = list(member_ids)
+        async with ctx.hub.db.read() as conn:
+            states = await tiers.states_of(conn, ids)
+            progress = await tiers.progress_of(conn, states, version, ctx.now, zone)
+        return [(states[m], progress[m]) for m in ids]
+
+    current, progress = await ctx.loader("tiers.tier", load).load(member_id)
     level = version.tiers.by_number(current.level)
     return MemberTier(
         level=level.level,

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import extract, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.db import among
 from hub.events import outbox
 from hub.members.models import member
 from hub.programme.config import Level, Tiers, Version
@@ -69,23 +71,59 @@ def window_start(tiers: Tiers, at: datetime, zone: ZoneInfo) -> datetime | None:
     return None if tiers.window_months is None else months_before(at, tiers.window_months, zone)
 
 
+# Growth value: qualifying spend net of refunds, in fen, of the purchases after a moment (all of them for None).
+_NET_QUALIFYING = func.coalesce(func.sum(purchase.c.qualifying - purchase.c.refunded_qualifying), 0)
+
+
+def _after(query: Any, since: datetime | None) -> Any:
+    return query if since is None else query.where(purchase.c.occurred_at > since)
+
+
 async def growth(conn: AsyncConnection, member_id: int, since: datetime | None) -> int:
-    """Qualifying spend net of refunds, in fen, of purchases after `since` (all of them for None)."""
-    query = select(func.coalesce(func.sum(purchase.c.qualifying - purchase.c.refunded_qualifying), 0)).where(
-        purchase.c.member_id == member_id
-    )
-    if since is not None:
-        query = query.where(purchase.c.occurred_at > since)
+    """One member's growth value after `since` (the write path: one member, one plain statement)."""
+    query = _after(select(_NET_QUALIFYING).where(purchase.c.member_id == member_id), since)
     return int(await conn.scalar(query) or 0)
+
+
+async def growth_of(conn: AsyncConnection, member_ids: list[int], since: datetime | None) -> dict[int, int]:
+    """`growth` for many members in one statement (a page of members)."""
+    query = _after(
+        select(purchase.c.member_id, _NET_QUALIFYING.label("total"))
+        .where(among(conn.dialect.name, purchase.c.member_id, member_ids))
+        .group_by(purchase.c.member_id),
+        since,
+    )
+    found = {row.member_id: int(row.total) for row in await conn.execute(query)}
+    return {member_id: found.get(member_id, 0) for member_id in member_ids}
+
+
+def _state(row: Any) -> TierState:
+    return TierState(row.level, row.since, row.grace_until, row.review_at, row.birthday_gift_year, True)
 
 
 async def state(conn: AsyncConnection, member_id: int) -> TierState:
     row = (await conn.execute(select(member_tier).where(member_tier.c.member_id == member_id))).one_or_none()
     if row is not None:
-        return TierState(row.level, row.since, row.grace_until, row.review_at, row.birthday_gift_year, True)
+        return _state(row)
     joined = await conn.scalar(select(member.c.created_at).where(member.c.id == member_id))
     assert joined is not None, "tiers are asked only of members that exist"
     return TierState(0, joined, None, None, None, False)
+
+
+async def states_of(conn: AsyncConnection, member_ids: list[int]) -> dict[int, TierState]:
+    """`state` for many members: no row means the first level since enrolment. Two statements."""
+    dialect = conn.dialect.name
+    found = {
+        row.member_id: _state(row)
+        for row in await conn.execute(select(member_tier).where(among(dialect, member_tier.c.member_id, member_ids)))
+    }
+    missing = [m for m in member_ids if m not in found]
+    if missing:
+        for row in await conn.execute(
+            select(member.c.id, member.c.created_at).where(among(dialect, member.c.id, missing))
+        ):
+            found[row.id] = TierState(0, row.created_at, None, None, None, False)
+    return found
 
 
 async def _set(conn: AsyncConnection, member_id: int, exists: bool, now: datetime, **values: object) -> None:
@@ -227,23 +265,42 @@ async def birthday_gifts(conn: AsyncConnection, version: Version, now: datetime,
 async def progress(
     conn: AsyncConnection, member_id: int, current: TierState, version: Version, now: datetime, zone: ZoneInfo
 ) -> Progress:
+    return (await progress_of(conn, {member_id: current}, version, now, zone))[member_id]
+
+
+async def progress_of(
+    conn: AsyncConnection, states: dict[int, TierState], version: Version, now: datetime, zone: ZoneInfo
+) -> dict[int, Progress]:
+    """Where each member stands and what it takes to climb or stay: one growth statement for the window, and one
+    for each distinct review window (members reviewed the same month share it)."""
     tiers = version.tiers
     start = window_start(tiers, now, zone)
-    amount = await growth(conn, member_id, start)
-    held = tiers.by_number(current.level)
-    upper = tiers.above(held)
-    review_at = current.grace_until or current.review_at or next_review(now, zone)
+    ids = list(states)
+    amounts = await growth_of(conn, ids, start)
+    review_at = {m: s.grace_until or s.review_at or next_review(now, zone) for m, s in states.items()}
     # What still counts at the review: purchases inside the window as it will stand then.
-    kept = await growth(conn, member_id, window_start(tiers, review_at, zone)) if start is not None else amount
-    threshold = int(held.threshold * 100)
-    return Progress(
-        growth=amount,
-        window_start=start.astimezone(UTC) if start else None,  # every instant leaves the hub in UTC
-        next_level=upper,
-        growth_to_next=max(0, int(upper.threshold * 100) - amount) if upper else 0,
-        growth_to_keep=max(0, threshold - kept),
-        review_at=review_at if current.level > 0 else None,
-    )
+    kept = dict(amounts)
+    if start is not None:
+        by_window: dict[datetime | None, list[int]] = {}
+        for m in ids:
+            by_window.setdefault(window_start(tiers, review_at[m], zone), []).append(m)
+        for since, members_ in by_window.items():
+            kept.update(await growth_of(conn, members_, since))
+    result = {}
+    for m, current in states.items():
+        amount = amounts[m]
+        held = tiers.by_number(current.level)
+        upper = tiers.above(held)
+        threshold = int(held.threshold * 100)
+        result[m] = Progress(
+            growth=amount,
+            window_start=start.astimezone(UTC) if start else None,  # every instant leaves the hub in UTC
+            next_level=upper,
+            growth_to_next=max(0, int(upper.threshold * 100) - amount) if upper else 0,
+            growth_to_keep=max(0, threshold - kept[m]),
+            review_at=review_at[m] if current.level > 0 else None,
+        )
+    return result
 
 
 async def history(conn: AsyncConnection, member_id: int, first: int) -> list[Change]:
