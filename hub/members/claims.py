@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.activities.models import activity
 from hub.auth.models import access_token, refresh_token
+from hub.config import Settings
 from hub.consent import service as consents
 from hub.consent.models import consent
 from hub.errors import DomainError
@@ -45,6 +46,10 @@ class Programme:
 
     version: Version
     zone: ZoneInfo
+
+    @classmethod
+    def of(cls, settings: Settings, now: datetime) -> Programme:
+        return cls(settings.programme.at(now), settings.points_policy.zone)
 
 
 def code_message(code: str, partner_name: str) -> str:
@@ -370,10 +375,5 @@ async def confirm_own_merge(
     )
     if other is None or other == member_id:
         return False
-    await conn.execute(
-        update(member_claim).where(member_claim.c.id == claim.id).values(status="CONFIRMED", decided_by="CODE",
-                                                                          decided_at=now)
-    )  # fmt: skip
-    await merge(conn, int(other), member_id, partner_id=None, evidence={"method": "sms_code", "phone": phone},
-                now=now, programme=programme)  # fmt: skip
+    await _settle(conn, claim, "CODE", now, programme)  # the claim's member is the other record, its target this one
     return True

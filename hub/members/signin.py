@@ -140,15 +140,18 @@ async def _count_failure(conn: AsyncConnection, phone: str, now: datetime) -> No
     await conn.execute(update(phone_guard).where(phone_guard.c.phone == phone).values(**values))
 
 
+_LOCKED_AT = select(phone_guard.c.locked_at).join(member, member.c.phone == phone_guard.c.phone)
+
+
 async def lockout_notice(conn: AsyncConnection, member_id: int) -> datetime | None:
-    """When the member's phone was last locked by wrong codes, once: the notice is cleared as it is read."""
-    phone = await conn.scalar(select(member.c.phone).where(member.c.id == member_id))
-    if phone is None:
-        return None
-    locked_at = await conn.scalar(select(phone_guard.c.locked_at).where(phone_guard.c.phone == phone))
-    if locked_at is not None:
-        await conn.execute(update(phone_guard).where(phone_guard.c.phone == phone).values(locked_at=None))
-    return locked_at
+    """When the member's phone was last locked by wrong codes, if the member has not been told yet."""
+    return await conn.scalar(_LOCKED_AT.where(member.c.id == member_id))
+
+
+async def clear_lockout_notice(conn: AsyncConnection, member_id: int) -> None:
+    """The member has been told."""
+    phone = select(member.c.phone).where(member.c.id == member_id).scalar_subquery()
+    await conn.execute(update(phone_guard).where(phone_guard.c.phone == phone).values(locked_at=None))
 
 
 async def request_code(

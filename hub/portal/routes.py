@@ -276,8 +276,10 @@ async def home(request: Request) -> Response:
         pending_claims = await claims.pending_for(conn, session.member_id)
         state = await tiers.state(conn, session.member_id)
         progress = await tiers.progress(conn, session.member_id, state, version, now, hub.settings.points_policy.zone)
-    async with hub.db.write() as conn:
-        locked_at = await signin.lockout_notice(conn, session.member_id)  # told once, at the next visit
+        locked_at = await signin.lockout_notice(conn, session.member_id)
+    if locked_at is not None:  # told once, at the next visit
+        async with hub.db.write() as conn:
+            await signin.clear_lockout_notice(conn, session.member_id)
     return _page(
         request,
         "home.html",
@@ -384,19 +386,20 @@ async def decide(request: Request) -> Response:
     return await _member_action(request, action)
 
 
-def _programme(hub: Hub) -> claims.Programme:
-    now = hub.clock.now()
-    return claims.Programme(hub.settings.programme.at(now), hub.settings.points_policy.zone)
-
-
 async def decide_claim(request: Request) -> Response:
     """The phone's owner links a partner's enrolment to their membership, or refuses it."""
     claim_id = request.path_params["claim_id"]
+    settings = _hub(request).settings
 
     async def action(conn: AsyncConnection, session: signin.Session, form: dict[str, Any], now: Any) -> None:
         approve = form.get("decision") == "approve"
         await claims.decide(
-            conn, session.member_id, claim_id, approve=approve, now=now, programme=_programme(_hub(request))
+            conn,
+            session.member_id,
+            claim_id,
+            approve=approve,
+            now=now,
+            programme=claims.Programme.of(settings, now),
         )
 
     return await _member_action(request, action)
@@ -448,7 +451,7 @@ async def merge(request: Request) -> Response:
             str(form.get("code", "")),
             now=hub.clock.now(),
             region=hub.settings.default_phone_region,
-            programme=_programme(hub),
+            programme=claims.Programme.of(hub.settings, hub.clock.now()),
         )
     if not merged:
         return await _consents(request, session, merge_phone=phone, status=400, error=t("invalid_code"))

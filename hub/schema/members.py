@@ -474,7 +474,7 @@ class MemberMutations:
         if not 1 <= len(input.code) <= 10:
             error = DomainError("INVALID_CODE", "the code is wrong or no longer valid", "code")
             return ConfirmEnrollmentPayload(member=None, linked_existing=False, errors=[MemberError.of(error)])
-        programme = claims.Programme(ctx.hub.settings.programme.at(ctx.now), ctx.hub.settings.points_policy.zone)
+        programme = claims.Programme.of(ctx.hub.settings, ctx.now)
         try:
             async with ctx.hub.db.write() as conn:
                 result = await claims.confirm(

@@ -275,13 +275,9 @@ class WebhookMutations:
     )
     async def rotate_webhook_secret(self, info: Info, input: WebhookEndpointIdInput) -> WebhookSecretPayload:
         ctx = info.context
-
-        async def work(conn: AsyncConnection) -> tuple[service.Endpoint, str]:
-            secret = await service.rotate(conn, ctx.hub.webhook_key, ctx.partner_id, str(input.id), ctx.now)
-            [endpoint] = [e for e in await service.of_partner(conn, ctx.partner_id) if e.public_id == str(input.id)]
-            return endpoint, secret
-
-        done = await _write(info, work)
+        done = await _write(
+            info, lambda conn: service.rotate(conn, ctx.hub.webhook_key, ctx.partner_id, str(input.id), ctx.now)
+        )
         if isinstance(done, WebhookError):
             return WebhookSecretPayload(endpoint=None, secret=None, errors=[done])
         return WebhookSecretPayload(endpoint=WebhookEndpoint.of(done[0]), secret=done[1], errors=[])

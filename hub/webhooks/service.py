@@ -195,7 +195,9 @@ async def _cancel_waiting(conn: AsyncConnection, endpoint_id: int) -> None:
     )
 
 
-async def rotate(conn: AsyncConnection, key: WebhookKey, partner_id: int, public_id: str, now: datetime) -> str:
+async def rotate(
+    conn: AsyncConnection, key: WebhookKey, partner_id: int, public_id: str, now: datetime
+) -> tuple[Endpoint, str]:
     """A new secret; the ones before it keep signing for 24 hours (each delivery carries every signature)."""
     row = await _own(conn, partner_id, public_id, lock=True)
     await conn.execute(
@@ -205,7 +207,7 @@ async def rotate(conn: AsyncConnection, key: WebhookKey, partner_id: int, public
     )
     secret = new_secret()
     await conn.execute(insert(webhook_secret).values(endpoint_id=row.id, secret=key.seal(secret), created_at=now))
-    return secret
+    return _endpoint(row), secret
 
 
 async def of_partner(conn: AsyncConnection, partner_id: int) -> list[Endpoint]:
@@ -324,13 +326,12 @@ async def redeliver(
 async def send_test(conn: AsyncConnection, key: WebhookKey, partner_id: int, public_id: str, now: datetime) -> str:
     """Queue a `webhook.test` delivery to the endpoint; returns its webhook id."""
     row = await _own(conn, partner_id, public_id)
-    test_id = new_id("test", 12)
     body = json.dumps(
         {"type": WEBHOOK_TEST.name, "timestamp": now.isoformat(),
          "data": {"endpointId": row.public_id, "message": "hello from hub"}},
         separators=(",", ":"), ensure_ascii=False,
     )  # fmt: skip
-    webhook_id = "msg_" + test_id.removeprefix("test_").lower().replace("-", "").replace("_", "")
+    webhook_id = new_id("msg", 16)  # no event behind it: nothing for two partners to share
     await conn.execute(
         insert(webhook_delivery).values(
             public_id=new_id("whd", 12), event_id=None, endpoint_id=row.id, member_id=None, consent_id=None,
