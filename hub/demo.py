@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.consent import service as consents
+from hub.consent import requests as consent_requests
 from hub.consent.service import Evidence
 from hub.errors import DomainError
 from hub.members import claims
@@ -211,7 +211,7 @@ async def _demo_member(
             programme,
         )
         links.setdefault(p.public_id, []).append(pairwise_id)
-    await consents.request(
+    await consent_requests.request(
         conn,
         partner_id=insurer.id,
         member_id=member_id,

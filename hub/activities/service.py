@@ -35,6 +35,7 @@ class RecordActivity:
 
 @dataclass(frozen=True)
 class Activity:
+    member_id: int
     public_id: str
     kind: str
     reference: str
@@ -44,6 +45,7 @@ class Activity:
 
 def _view(row: object) -> Activity:
     return Activity(
+        row.member_id,  # type: ignore[attr-defined]
         row.public_id,  # type: ignore[attr-defined]
         row.kind,  # type: ignore[attr-defined]
         row.reference,  # type: ignore[attr-defined]
@@ -162,4 +164,4 @@ async def record(
             "pointsCapped": rule.points - granted,
         },
     )
-    return Activity(public_id, cmd.kind, cmd.reference, granted, rule.points - granted)
+    return Activity(view.member_id, public_id, cmd.kind, cmd.reference, granted, rule.points - granted)

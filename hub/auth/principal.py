@@ -13,8 +13,9 @@ from hub.auth.scopes import parse
 from hub.auth.token_states import TokenStates
 from hub.auth.tokens import InvalidToken, decode_access_token
 from hub.config import Settings
+from hub.consent import rule
 from hub.consent.models import consent
-from hub.db import Database
+from hub.db import Database, UtcDateTime
 from hub.members.models import member
 from hub.partners.models import oauth_client, partner
 from hub.partners.service import Partner
@@ -57,10 +58,9 @@ _TOKEN_STATE = (
         partner.c.status.label("partner_status"),
         access_token.c.member_id,
         access_token.c.consent_id,
-        consent.c.status.label("consent_status"),
         consent.c.permissions.label("consent_permissions"),
-        consent.c.expires_at.label("consent_expires_at"),
-        member.c.status.label("member_status"),
+        # A member token's consent and member, by the one rule (a partner token has neither: NULL).
+        rule.reachable(bindparam("now", type_=UtcDateTime())).label("consent_in_force"),
     )
     .join(oauth_client, oauth_client.c.id == access_token.c.client_pk)
     .join(partner, partner.c.id == oauth_client.c.partner_id)
@@ -68,15 +68,6 @@ _TOKEN_STATE = (
     .outerjoin(member, member.c.id == access_token.c.member_id)
     .where(access_token.c.jti == bindparam("jti"))
 )
-
-
-def _consent_in_force(row: object, now: int) -> bool:
-    expires = row.consent_expires_at  # type: ignore[attr-defined]
-    return (
-        row.consent_status == "AUTHORISED"  # type: ignore[attr-defined]
-        and row.member_status == "active"  # type: ignore[attr-defined]
-        and (expires is None or expires > datetime.fromtimestamp(now, UTC))
-    )
 
 
 async def authenticate(
@@ -92,7 +83,8 @@ async def authenticate(
     if row is None:
         generation = token_states.generation
         async with db.read() as conn:
-            row = (await conn.execute(_TOKEN_STATE, {"jti": token.jti})).one_or_none()
+            params = {"jti": token.jti, "now": datetime.fromtimestamp(now, UTC)}
+            row = (await conn.execute(_TOKEN_STATE, params)).one_or_none()
         if row is not None and row.member_id is None:
             token_states.put(token.jti, row, generation)
     if row is None or row.client_id != token.client_id:
@@ -104,7 +96,7 @@ async def authenticate(
     scopes = token.scopes & parse(row.allowed_scopes)
     if row.member_id is not None:
         # Re-read on every request: a revocation in the portal stops the very next call, not the token's expiry.
-        if not _consent_in_force(row, now):
+        if not row.consent_in_force:
             raise InvalidToken("the member's consent for this token is no longer in force")
         scopes &= frozenset(row.consent_permissions)
     return Principal(

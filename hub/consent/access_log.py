@@ -2,8 +2,9 @@
 
 Writing one row per request in its own transaction would double the cost of a read. Instead requests hand their
 rows to a group-commit writer: while one INSERT is in flight, the rows of every request that arrives meanwhile
-wait and go together in the next. Each request still waits until its rows are committed, so a response with
-member data is never sent without its log entry (and if the log cannot be written, the data is not sent).
+wait and go together in the next, as one statement (a page of a hundred members is one INSERT, not a hundred).
+Each request still waits until its rows are committed, so a response with member data is never sent without its
+log entry (and if the log cannot be written, the data is not sent).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import ARRAY, BigInteger, DateTime, Text, bindparam, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.consent.models import access_log, consent
@@ -60,17 +62,51 @@ class AccessLog:
                 for accesses, _ in batch
                 for a in accesses
             ]
-            # On PostgreSQL the rows go as one multi-row INSERT, atomic by itself: no BEGIN and COMMIT round trips.
-            connect = self.db.single_statement if self.db.backend == "postgresql" else self.db.write
             try:
-                async with connect() as conn:
-                    await conn.execute(insert(access_log), rows)
+                await self._insert(rows)
             except Exception as exc:  # every waiting request learns of the failure
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
             for _, done in batch:
                 done.set_result(None)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """The rows in one INSERT statement, atomic by itself (no BEGIN and COMMIT round trips). SQLite takes them
+        in chunks, in one transaction, when more requests wait than one statement can carry."""
+        if self.db.backend == "postgresql":
+            async with self.db.single_statement() as conn:
+                await conn.execute(_UNNESTED, {name: [r[column] for r in rows] for name, column in _ARRAYS})
+        elif len(rows) <= SQLITE_CHUNK:
+            async with self.db.single_statement() as conn:
+                await conn.execute(insert(access_log).values(rows))
+        else:
+            async with self.db.write() as conn:
+                for start in range(0, len(rows), SQLITE_CHUNK):
+                    await conn.execute(insert(access_log).values(rows[start : start + SQLITE_CHUNK]))
+
+
+SQLITE_CHUNK = 1000  # rows per statement on SQLite: within its bound on parameters (5 a row)
+
+_ARRAYS = [
+    ("member_ids", "member_id"),
+    ("partner_ids", "partner_id"),
+    ("consent_ids", "consent_id"),
+    ("categories", "categories"),
+    ("occurred_ats", "occurred_at"),
+]
+# PostgreSQL: the rows as five arrays, unnested into one INSERT: one statement text whatever the row count, so one
+# prepared statement, and five parameters instead of five a row.
+_UNNESTED = insert(access_log).from_select(
+    ["member_id", "partner_id", "consent_id", "categories", "occurred_at"],
+    select(
+        func.unnest(bindparam("member_ids", type_=ARRAY(BigInteger))),
+        func.unnest(bindparam("partner_ids", type_=ARRAY(BigInteger))),
+        func.unnest(bindparam("consent_ids", type_=ARRAY(BigInteger))),
+        func.unnest(bindparam("categories", type_=ARRAY(Text))),
+        func.unnest(bindparam("occurred_ats", type_=ARRAY(DateTime(timezone=True)))),
+    ),
+)
 
 
 @dataclass(frozen=True)

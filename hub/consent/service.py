@@ -1,22 +1,26 @@
 """Consent: the member's own decision about what one partner may see and do.
 
 The `consent` row is the current state; `consent_event` is the append-only proof of every change (GDPR Art. 7(1),
-PIPL Art. 23). Access checks read `active_consent()`, which every member query joins, so a change takes effect on
-the very next request.
+PIPL Art. 23). Access checks build on `consent/rule.py`, which every member lookup joins, so a change takes
+effect on the very next request. A partner's requests for more, and the member's decisions, are in requests.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.auth.models import access_token, refresh_token
 from hub.auth.scopes import PARTNER_SCOPES
-from hub.consent.models import consent, consent_event, consent_request
+from hub.consent import rule
+from hub.consent.models import consent, consent_event
+from hub.consent.rule import MemberView, consent_status
+from hub.db import UtcDateTime, among
 from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
@@ -82,14 +86,6 @@ def validate_expiry(permissions: frozenset[str], expires_at: datetime | None, no
         raise DomainError("EXPIRY_REQUIRED", f"consent to health-related data ({health}) needs an expiry", field)
 
 
-def is_active(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """The SQL predicate for 'this consent authorises access right now'."""
-    return and_(
-        consent.c.status == "AUTHORISED",
-        or_(consent.c.expires_at.is_(None), consent.c.expires_at > now),
-    )
-
-
 async def grant(
     conn: AsyncConnection,
     *,
@@ -105,7 +101,13 @@ async def grant(
     """Record the member's consent to a partner (a new one, or a new version of the existing one)."""
     current = (
         await conn.execute(
-            select(consent.c.id, consent.c.status, consent.c.permissions, consent.c.version, consent.c.public_id)
+            select(
+                consent.c.id,
+                consent.c.permissions,
+                consent.c.version,
+                consent.c.public_id,
+                rule.consent_in_force(now).label("in_force"),
+            )
             .where(consent.c.member_id == member_id, consent.c.partner_id == partner_id)
             .with_for_update()
         )
@@ -114,7 +116,7 @@ async def grant(
     if (
         current is not None
         and not evidence.from_member
-        and (current.status != "AUTHORISED" or not permissions <= frozenset(current.permissions))
+        and (not current.in_force or not permissions <= frozenset(current.permissions))
     ):
         # Only the member widens or restores what they narrowed, revoked or never gave: a partner's word (a
         # till's POS tick, an import file) cannot. Enrolment never gets here (it makes a new member); this is the
@@ -144,7 +146,7 @@ async def grant(
         kind, previous = "granted", None
     else:
         consent_pk, public_id, previous = current.id, current.public_id, list(current.permissions)
-        kind = _change_kind(current.status, frozenset(previous), permissions)
+        kind = _change_kind(bool(current.in_force), frozenset(previous), permissions)
         await conn.execute(
             update(consent)
             .where(consent.c.id == consent_pk)
@@ -183,8 +185,8 @@ async def grant(
     return Granted(int(consent_pk), public_id)
 
 
-def _change_kind(status: str, before: frozenset[str], after: frozenset[str]) -> str:
-    if status != "AUTHORISED":
+def _change_kind(in_force: bool, before: frozenset[str], after: frozenset[str]) -> str:
+    if not in_force:
         return "granted"
     if after > before:
         return "widened"
@@ -209,35 +211,12 @@ class ConsentView:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
-class RequestView:
-    public_id: str
-    partner_name: str
-    status: str
-    permissions: list[str]
-    purposes: list[str]
-    expires_at: datetime | None
-    created_at: datetime
-
-
-def _status(row: Any, now: datetime) -> str:
-    # An authorised consent past its expiry is expired, whether or not the worker has written it down yet.
-    if row.status == "AUTHORISED" and row.expires_at is not None and row.expires_at <= now:
-        return "EXPIRED"
-    return str(row.status)
-
-
-def in_force(row: Any, now: datetime) -> bool:
-    """Does this consent row (status, expires_at) authorise access right now? The Python twin of `is_active`."""
-    return row is not None and _status(row, now) == "AUTHORISED"
-
-
 _CONSENTS = select(
     consent.c.id,
     consent.c.public_id,
     consent.c.partner_id,
     partner.c.name.label("partner_name"),
-    consent.c.status,
+    consent_status(bindparam("now", type_=UtcDateTime())).label("status"),
     consent.c.permissions,
     consent.c.purposes,
     consent.c.expires_at,
@@ -247,13 +226,13 @@ _CONSENTS = select(
 ).join(partner, partner.c.id == consent.c.partner_id)
 
 
-def _consent_view(row: Any, now: datetime) -> ConsentView:
+def _consent_view(row: Any) -> ConsentView:
     return ConsentView(
         id=row.id,
         public_id=row.public_id,
         partner_id=row.partner_id,
         partner_name=row.partner_name,
-        status=_status(row, now),
+        status=row.status,
         permissions=list(row.permissions),
         purposes=list(row.purposes),
         expires_at=row.expires_at,
@@ -269,16 +248,33 @@ async def of_member(
     query = _CONSENTS.where(consent.c.member_id == member_id).order_by(partner.c.name)
     if partner_id is not None:
         query = query.where(consent.c.partner_id == partner_id)
-    return [_consent_view(row, now) for row in await conn.execute(query)]
+    return [_consent_view(row) for row in await conn.execute(query, {"now": now})]
 
 
-async def _own_consent(conn: AsyncConnection, member_id: int, public_id: str) -> Any:
-    """The member's consent by its public id, locked; CONSENT_NOT_FOUND for anyone else's."""
-    row = (
-        await conn.execute(
-            select(consent).where(consent.c.public_id == public_id, consent.c.member_id == member_id).with_for_update()
+async def of_partner_members(
+    conn: AsyncConnection, partner_id: int, views: Sequence[MemberView], now: datetime
+) -> list[list[ConsentView]]:
+    """The partner's own consent with each member it reached (a page of them), in one statement."""
+    member_ids = list(dict.fromkeys(v.member_id for v in views))
+    found: dict[int, list[ConsentView]] = {m: [] for m in member_ids}
+    if member_ids:
+        query = _CONSENTS.add_columns(consent.c.member_id).where(
+            consent.c.partner_id == partner_id, among(conn.dialect.name, consent.c.member_id, member_ids)
         )
-    ).one_or_none()
+        for row in await conn.execute(query, {"now": now}):
+            found[row.member_id].append(_consent_view(row))
+    return [found[v.member_id] for v in views]
+
+
+def _locked(now: datetime) -> Select[Any]:
+    """A consent row, locked for a change, with whether it is in force now (the rule decides, not `status`)."""
+    return select(consent, rule.consent_in_force(now).label("in_force")).with_for_update(of=consent)
+
+
+async def _own_consent(conn: AsyncConnection, member_id: int, public_id: str, now: datetime) -> Any:
+    """The member's consent by its public id, locked; CONSENT_NOT_FOUND for anyone else's."""
+    query = _locked(now).where(consent.c.public_id == public_id, consent.c.member_id == member_id)
+    row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise DomainError("CONSENT_NOT_FOUND", "no such consent", "consentId")
     return row
@@ -302,7 +298,7 @@ async def append_event(
 
 async def revoke(conn: AsyncConnection, member_id: int, public_id: str, *, now: datetime, actor: str) -> None:
     """The member withdraws consent: access stops on the partner's next request and its member tokens die."""
-    row = await _own_consent(conn, member_id, public_id)
+    row = await _own_consent(conn, member_id, public_id, now)
     await _end(conn, row, "revoked_by_member", actor, now)
 
 
@@ -310,13 +306,8 @@ async def revoke_by_partner(
     conn: AsyncConnection, partner_id: int, member_id: int, *, reason: str | None, now: datetime, actor: str
 ) -> str:
     """The partner ends its own consent with a member (the member asked at the till, the contract ended)."""
-    row = (
-        await conn.execute(
-            select(consent)
-            .where(consent.c.member_id == member_id, consent.c.partner_id == partner_id)
-            .with_for_update()
-        )
-    ).one_or_none()
+    query = _locked(now).where(consent.c.member_id == member_id, consent.c.partner_id == partner_id)
+    row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
     await _end(conn, row, "revoked_by_partner", actor, now, reason=reason)
@@ -335,7 +326,7 @@ async def close(
 
 
 async def _end(conn: AsyncConnection, row: Any, kind: str, actor: str, now: datetime, **evidence: Any) -> None:
-    if row.status != "AUTHORISED":
+    if not row.in_force:
         raise DomainError("CONSENT_NOT_ACTIVE", "this consent is not in force", "consentId")
     await close(conn, row, "REVOKED", kind, actor, now, **evidence)
     await outbox.record(
@@ -352,8 +343,8 @@ async def narrow(
     conn: AsyncConnection, member_id: int, public_id: str, keep: frozenset[str], *, now: datetime, actor: str
 ) -> None:
     """The member keeps only some permissions: a new version with fewer, never more."""
-    row = await _own_consent(conn, member_id, public_id)
-    if row.status != "AUTHORISED":
+    row = await _own_consent(conn, member_id, public_id, now)
+    if not row.in_force:
         raise DomainError("CONSENT_NOT_ACTIVE", "this consent is not in force", "consentId")
     current = frozenset(row.permissions)
     if not keep:
@@ -383,151 +374,16 @@ async def revoke_tokens(conn: AsyncConnection, now: datetime, *, consent_id: int
         )
 
 
-async def request(
-    conn: AsyncConnection,
-    *,
-    partner_id: int,
-    member_id: int,
-    permissions: frozenset[str],
-    purposes: list[str],
-    expires_at: datetime | None,
-    now: datetime,
-    actor: str,
-    data_window_from: datetime | None = None,
-) -> RequestView:
-    """A partner asks the member for consent; the member decides in the portal."""
-    validate_expiry(permissions, expires_at, now, "expiresAt")
-    if data_window_from is not None and data_window_from > now:
-        raise DomainError("INVALID_INPUT", "the data window must start in the past", "dataWindowFrom")
-    if not 1 <= len(purposes) <= 10 or any(not p.strip() or len(p) > 200 for p in purposes):
-        raise DomainError(
-            "INVALID_INPUT", "say what the data is for: 1 to 10 purposes, 200 characters each", "purposes"
-        )
-    current = (
-        await conn.execute(select(consent).where(consent.c.member_id == member_id, consent.c.partner_id == partner_id))
-    ).one_or_none()
-    public_id = new_id("crq", 12)
-    await conn.execute(
-        insert(consent_request).values(
-            public_id=public_id,
-            member_id=member_id,
-            partner_id=partner_id,
-            status="AWAITING_AUTHORISATION",
-            permissions=sorted(permissions),
-            purposes=purposes,
-            expires_at=expires_at,
-            data_window_from=data_window_from,
-            created_at=now,
-        )
-    )
-    if current is not None:
-        await append_event(conn, current, "requested", actor, sorted(permissions), now, requestId=public_id)
-    await outbox.record(
-        conn,
-        "consent.requested",
-        now=now,
-        member_id=member_id,
-        partner_id=partner_id,
-        payload={"requestId": public_id, "permissions": sorted(permissions)},
-    )
-    name = await conn.scalar(select(partner.c.name).where(partner.c.id == partner_id))
-    return RequestView(public_id, str(name), "AWAITING_AUTHORISATION", sorted(permissions), purposes, expires_at, now)
-
-
-_REQUESTS = select(
-    consent_request.c.id,
-    consent_request.c.public_id,
-    consent_request.c.partner_id,
-    partner.c.name.label("partner_name"),
-    consent_request.c.status,
-    consent_request.c.permissions,
-    consent_request.c.purposes,
-    consent_request.c.expires_at,
-    consent_request.c.data_window_from,
-    consent_request.c.created_at,
-).join(partner, partner.c.id == consent_request.c.partner_id)
-
-
-async def pending_requests(conn: AsyncConnection, member_id: int) -> list[RequestView]:
-    rows = await conn.execute(
-        _REQUESTS.where(
-            consent_request.c.member_id == member_id, consent_request.c.status == "AWAITING_AUTHORISATION"
-        ).order_by(consent_request.c.id)
-    )
-    return [
-        RequestView(
-            r.public_id, r.partner_name, r.status, list(r.permissions), list(r.purposes), r.expires_at, r.created_at
-        )
-        for r in rows
-    ]
-
-
-async def decide(
-    conn: AsyncConnection, member_id: int, request_public_id: str, *, approve: bool, now: datetime, actor: str
-) -> None:
-    """The member approves (the consent now carries the requested permissions too) or rejects a request."""
-    row = (
-        await conn.execute(
-            _REQUESTS.where(
-                consent_request.c.public_id == request_public_id, consent_request.c.member_id == member_id
-            ).with_for_update(of=consent_request)
-        )
-    ).one_or_none()
-    if row is None:
-        raise DomainError("CONSENT_REQUEST_NOT_FOUND", "no such consent request", "requestId")
-    if row.status != "AWAITING_AUTHORISATION":
-        raise DomainError("CONSENT_REQUEST_DECIDED", "this request was already decided", "requestId")
-    if approve and row.expires_at is not None and row.expires_at <= now:
-        raise DomainError(
-            "CONSENT_REQUEST_EXPIRED", "the consent this request asks for has already expired", "requestId"
-        )
-    await conn.execute(
-        update(consent_request)
-        .where(consent_request.c.id == row.id)
-        .values(status="AUTHORISED" if approve else "REJECTED", decided_at=now)
-    )
-    await outbox.record(
-        conn,
-        "consent.request_decided",
-        now=now,
-        member_id=member_id,
-        partner_id=row.partner_id,
-        payload={"requestId": request_public_id, "decision": "approved" if approve else "rejected"},
-    )
-    if not approve:
-        current = (
-            await conn.execute(
-                select(consent).where(consent.c.member_id == member_id, consent.c.partner_id == row.partner_id)
-            )
-        ).one_or_none()
-        if current is not None:
-            await append_event(conn, current, "rejected", actor, [], now, requestId=request_public_id)
-        return
-    current = await _consent_in_force(conn, member_id, row.partner_id, now)
-    keep = frozenset(current.permissions) if current is not None else frozenset()
-    await grant(
-        conn,
-        member_id=member_id,
-        partner_id=row.partner_id,
-        permissions=keep | frozenset(row.permissions),
-        evidence=Evidence(policy_version=POLICY_VERSION, channel="WEB", actor=actor),
-        now=now,
-        purposes=list(row.purposes),
-        expires_at=row.expires_at,
-        data_window_from=row.data_window_from,
-    )
-
-
-async def _consent_in_force(conn: AsyncConnection, member_id: int, partner_id: int, now: datetime) -> Any | None:
+async def consent_in_force(conn: AsyncConnection, member_id: int, partner_id: int, now: datetime) -> Any | None:
     """The member's consent to the partner if it authorises access now."""
     row = (
         await conn.execute(
             select(consent.c.status, consent.c.permissions, consent.c.expires_at).where(
-                consent.c.member_id == member_id, consent.c.partner_id == partner_id
+                consent.c.member_id == member_id, consent.c.partner_id == partner_id, rule.consent_in_force(now)
             )
         )
     ).one_or_none()
-    return row if in_force(row, now) else None
+    return row
 
 
 async def authorise_app(
@@ -538,7 +394,7 @@ async def authorise_app(
     Its expiry stays; a consent that had none gets `HEALTH_CONSENT_TTL` once it covers health-related data.
     Returns the consent and its permissions now.
     """
-    current = await _consent_in_force(conn, member_id, partner_id, now)
+    current = await consent_in_force(conn, member_id, partner_id, now)
     permissions = (frozenset(current.permissions) if current is not None else frozenset()) | chosen
     if current is not None and current.expires_at is not None:
         expires_at: datetime | None = current.expires_at
@@ -561,7 +417,7 @@ async def expire_due(conn: AsyncConnection, now: datetime) -> int:
     """Write down consents whose expiry has passed (access already stopped at that instant): status and event."""
     rows = (
         await conn.execute(
-            select(consent).where(consent.c.status == "AUTHORISED", consent.c.expires_at <= now).with_for_update()
+            select(consent).where(consent.c.status == "AUTHORISED", ~rule.consent_in_force(now)).with_for_update()
         )
     ).all()
     for row in rows:

@@ -16,8 +16,10 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import cursors
+from hub.consent import rule
 from hub.consent import service as consents
 from hub.consent.models import consent
+from hub.consent.rule import MemberView  # re-exported: what every consented lookup here produces
 from hub.db import UtcDateTime, among
 from hub.errors import DomainError
 from hub.events import outbox
@@ -29,17 +31,15 @@ MAX_PAGE = 100
 
 
 @dataclass(frozen=True)
-class MemberView:
-    """A member as one partner may see it. `member_id` is internal and must never be serialised."""
-
-    member_id: int
-    pairwise_id: str
-    external_id: str | None
+class Profile:
     name: str | None
     birthday: date | None
-    member_since: datetime
-    permissions: frozenset[str]
-    consent_pk: int
+
+
+def profile(view: MemberView) -> Profile:
+    """What the member told us about themself, for a partner they let read it (`member:read`)."""
+    view.require("member:read")
+    return Profile(view.name, view.birthday)
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ _VISIBLE = (
         consent.c.permissions,
         consent.c.id.label("consent_pk"),
         consent.c.public_id.label("consent_public_id"),
+        consent.c.data_window_from,
     )
     .select_from(member_link)
     .join(member, member.c.id == member_link.c.member_id)
@@ -89,8 +90,7 @@ _VISIBLE = (
     )
     .where(
         member_link.c.partner_id == bindparam("partner_id"),
-        member.c.status.in_(REACHABLE),
-        consents.is_active(bindparam("now", type_=UtcDateTime())),
+        rule.reachable(bindparam("now", type_=UtcDateTime())),
     )
 )
 _BY_PAIRWISE_ID = _VISIBLE.where(member_link.c.pairwise_id == bindparam("pairwise_id"))
@@ -109,6 +109,7 @@ def _view(row: object) -> MemberView:
         member_since=row.member_since,  # type: ignore[attr-defined]
         permissions=frozenset(row.permissions),  # type: ignore[attr-defined]
         consent_pk=row.consent_pk,  # type: ignore[attr-defined]
+        data_window_from=row.data_window_from,  # type: ignore[attr-defined]
     )
 
 
@@ -134,8 +135,7 @@ async def consented_member(
     view = await by_pairwise_id(conn, partner_id, pairwise_id, now)
     if view is None:
         raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
-    if permission not in view.permissions:
-        raise DomainError("CONSENT_REQUIRED", f"the member has not consented to {permission!r} for you", "memberId")
+    view.require(permission)
     return view
 
 

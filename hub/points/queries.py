@@ -6,16 +6,19 @@ own transactions: another partner's transactions would tell it where the member 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import cursors
+from hub.consent.rule import ConsentRequired, MemberView, answers, readable
 from hub.db import among
 from hub.errors import DomainError
+from hub.members import service as members
 from hub.points.ledger import Txn, partner_account, txn_of
 from hub.points.models import (
     MEMBER_AVAILABLE,
@@ -38,40 +41,49 @@ class Balances:
     lifetime_earned: int
 
 
-async def balances_of(conn: AsyncConnection, member_ids: Iterable[int]) -> dict[int, Balances]:
-    """Balances of many members in two statements, whatever their number (a page of members reads this once)."""
-    ids = list(dict.fromkeys(member_ids))
-    if not ids:
-        return {}
-    dialect = conn.dialect.name
-    by_member: dict[int, dict[str, int]] = {i: {} for i in ids}
-    for row in await conn.execute(
-        select(ledger_account.c.member_id, ledger_account.c.kind, ledger_account.c.balance).where(
-            among(dialect, ledger_account.c.member_id, ids)
+async def _balances(conn: AsyncConnection, member_ids: list[int]) -> dict[int, Balances]:
+    """Balances of many members in one statement: the cached account balances and, beside them, lifetime sums."""
+    by_member: dict[int, dict[str, int]] = {i: {} for i in member_ids}
+    if member_ids:
+        dialect = conn.dialect.name
+        accounts = select(ledger_account.c.member_id, ledger_account.c.kind, ledger_account.c.balance).where(
+            among(dialect, ledger_account.c.member_id, member_ids)
         )
-    ):
-        by_member[row.member_id][row.kind] = int(row.balance)
-    lifetime = {
-        row.member_id: int(row.total)
-        for row in await conn.execute(
-            select(point_lot.c.member_id, func.sum(point_lot.c.amount - point_lot.c.reversed).label("total"))
-            .where(among(dialect, point_lot.c.member_id, ids), point_lot.c.status != "debt")
+        lifetime = (
+            select(
+                point_lot.c.member_id,
+                literal(LIFETIME).label("kind"),
+                func.sum(point_lot.c.amount - point_lot.c.reversed).label("balance"),
+            )
+            .where(among(dialect, point_lot.c.member_id, member_ids), point_lot.c.status != "debt")
             .group_by(point_lot.c.member_id)
         )
-    }
+        for row in await conn.execute(union_all(accounts, lifetime)):
+            by_member[row.member_id][row.kind] = int(row.balance)
     return {
         member_id: Balances(
             available=kinds.get(MEMBER_AVAILABLE, 0),
             pending=kinds.get(MEMBER_PENDING, 0),
             held=kinds.get(MEMBER_HELD, 0),
-            lifetime_earned=lifetime.get(member_id, 0),
+            lifetime_earned=kinds.get(LIFETIME, 0),
         )
         for member_id, kinds in by_member.items()
     }
 
 
+LIFETIME = "lifetime"  # not an account kind: the lots' sum, read beside the accounts
+
+
+async def balances_of(conn: AsyncConnection, views: Sequence[MemberView]) -> list[Balances | ConsentRequired]:
+    """The balances of each member a partner reached (a page of them at once), where they consented to
+    `points:read`; the refusal in place of the others."""
+    found = await _balances(conn, readable(views, "points:read"))
+    return answers(views, "points:read", lambda v: found[v.member_id])
+
+
 async def balances(conn: AsyncConnection, member_id: int) -> Balances:
-    return (await balances_of(conn, [member_id]))[member_id]
+    """The operator's read (CLI, checks): no partner in between."""
+    return (await _balances(conn, [member_id]))[member_id]
 
 
 async def prepaid_balance(conn: AsyncConnection, partner_id: int) -> int:
@@ -86,35 +98,64 @@ class Expiring:
     expires_at: datetime
 
 
-async def expiring(conn: AsyncConnection, member_id: int, first: int) -> list[Expiring]:
-    """Available points grouped by the instant they expire, soonest first."""
+async def expiring_of(
+    conn: AsyncConnection, views: Sequence[MemberView], first: int
+) -> list[list[Expiring] | ConsentRequired]:
+    """Available points grouped by the instant they expire, soonest first, for each member who consented to
+    `points:read` (a page of them) in one statement."""
     first = max(0, min(first, MAX_PAGE))
-    rows = await conn.execute(
-        select(point_lot.c.expires_at, func.sum(point_lot.c.remaining).label("points"))
+    member_ids = readable(views, "points:read")
+    found: dict[int, list[Expiring]] = {m: [] for m in member_ids}
+    if member_ids and first:
+        await _expiring(conn, member_ids, first, found)
+    return answers(views, "points:read", lambda v: found[v.member_id])
+
+
+async def _expiring(conn: AsyncConnection, member_ids: list[int], first: int, found: dict[int, list[Expiring]]) -> None:
+    grouped = (
+        select(
+            point_lot.c.member_id,
+            point_lot.c.expires_at,
+            func.sum(point_lot.c.remaining).label("points"),
+            func.row_number()
+            .over(partition_by=point_lot.c.member_id, order_by=point_lot.c.expires_at)
+            .label("position"),
+        )
         .where(
-            point_lot.c.member_id == member_id,
+            among(conn.dialect.name, point_lot.c.member_id, member_ids),
             point_lot.c.status == "available",
             point_lot.c.remaining > 0,
             point_lot.c.expires_at.is_not(None),
         )
-        .group_by(point_lot.c.expires_at)
-        .order_by(point_lot.c.expires_at)
-        .limit(first)
+        .group_by(point_lot.c.member_id, point_lot.c.expires_at)
+        .subquery()
     )
-    return [Expiring(points=int(r.points), expires_at=r.expires_at) for r in rows]
+    rows = await conn.execute(
+        select(grouped.c.member_id, grouped.c.expires_at, grouped.c.points)
+        .where(grouped.c.position <= first)
+        .order_by(grouped.c.member_id, grouped.c.expires_at)
+    )
+    for r in rows:
+        found[r.member_id].append(Expiring(points=int(r.points), expires_at=r.expires_at))
 
 
 _TXN = select(ledger_txn)
 
 
-async def own_transaction(conn: AsyncConnection, partner_id: int, public_id: str) -> tuple[Txn, int] | None:
-    """One of the caller's transactions and the member it concerns (None if it is not the caller's)."""
+async def readable_transaction(
+    conn: AsyncConnection, partner_id: int, public_id: str, now: datetime
+) -> tuple[Txn, MemberView] | None:
+    """One of the caller's own transactions and the member it concerns, while that member lets the caller read
+    their points (a transaction is member data: it goes dark when the consent does)."""
     row = (
         await conn.execute(_TXN.where(ledger_txn.c.public_id == public_id, ledger_txn.c.partner_id == partner_id))
     ).one_or_none()
     if row is None or row.member_id is None:
         return None
-    return txn_of(row), row.member_id
+    view = await members.by_member_id(conn, partner_id, row.member_id, now)
+    if view is None or not view.permits("points:read"):
+        return None
+    return txn_of(row), view
 
 
 @dataclass(frozen=True)
@@ -123,21 +164,36 @@ class HistoryPage:
     has_next: bool
 
 
-async def history(
-    conn: AsyncConnection, partner_id: int, member_id: int, *, first: int, after: str | None
-) -> HistoryPage:
-    """The caller's own transactions with this member, newest first."""
+async def histories_of(
+    conn: AsyncConnection, partner_id: int, views: Sequence[MemberView], *, first: int, after: str | None
+) -> list[HistoryPage | ConsentRequired]:
+    """The caller's own transactions with each member (newest first) who consented to `points:read`, for a page
+    of members in one statement: each member's first `first` + 1 rows by a window over that member's rows."""
     if not 0 <= first <= MAX_PAGE:
         raise DomainError("INVALID_INPUT", f"first must be between 0 and {MAX_PAGE}", "first")
-    query = (
-        _TXN.where(ledger_txn.c.partner_id == partner_id, ledger_txn.c.member_id == member_id)
-        .order_by(ledger_txn.c.id.desc())
-        .limit(first + 1)
-    )
-    if after:
-        anchor = (
-            select(ledger_txn.c.id).where(ledger_txn.c.public_id == cursors.decode(after, "txn_")).scalar_subquery()
+    member_ids = readable(views, "points:read")
+    pages: dict[int, list[Any]] = {m: [] for m in member_ids}
+    if member_ids:
+        numbered = select(
+            *ledger_txn.c,
+            func.row_number()
+            .over(partition_by=ledger_txn.c.member_id, order_by=ledger_txn.c.id.desc())
+            .label("position"),
+        ).where(ledger_txn.c.partner_id == partner_id, among(conn.dialect.name, ledger_txn.c.member_id, member_ids))
+        if after:
+            anchor = (
+                select(ledger_txn.c.id).where(ledger_txn.c.public_id == cursors.decode(after, "txn_")).scalar_subquery()
+            )
+            numbered = numbered.where(ledger_txn.c.id < anchor)
+        window = numbered.subquery()
+        rows = await conn.execute(
+            select(window).where(window.c.position <= first + 1).order_by(window.c.member_id, window.c.id.desc())
         )
-        query = query.where(ledger_txn.c.id < anchor)
-    rows = (await conn.execute(query)).all()
-    return HistoryPage(transactions=[txn_of(r) for r in rows[:first]], has_next=len(rows) > first)
+        for row in rows:
+            pages[row.member_id].append(row)
+
+    def page(view: MemberView) -> HistoryPage:
+        rows = pages[view.member_id]
+        return HistoryPage(transactions=[txn_of(r) for r in rows[:first]], has_next=len(rows) > first)
+
+    return answers(views, "points:read", page)

@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 from hub.auth.scopes import format_scopes, parse
 from hub.auth.server import HubAuthorizationServer, MemberGrant, StarletteOAuth2Request
 from hub.consent import access_log as access_logs
+from hub.consent import requests as consent_requests
 from hub.consent import service as consents
 from hub.errors import DomainError
 from hub.members import claims, privacy, signin
@@ -272,7 +273,7 @@ async def home(request: Request) -> Response:
     version = hub.settings.programme.at(now)
     async with hub.db.read() as conn:
         balances = await points.balances(conn, session.member_id)
-        requests = await consents.pending_requests(conn, session.member_id)
+        requests = await consent_requests.pending_requests(conn, session.member_id)
         pending_claims = await claims.pending_for(conn, session.member_id)
         state = await tiers.state(conn, session.member_id)
         progress = await tiers.progress(conn, session.member_id, state, version, now, hub.settings.points_policy.zone)
@@ -307,7 +308,7 @@ async def _consents(
     hub = _hub(request)
     async with hub.db.read() as conn:
         mine = await consents.of_member(conn, session.member_id, hub.clock.now())
-        requests = await consents.pending_requests(conn, session.member_id)
+        requests = await consent_requests.pending_requests(conn, session.member_id)
         pending_claims = await claims.pending_for(conn, session.member_id)
         merges = await claims.merges_of(conn, session.member_id)
     return _page(
@@ -381,7 +382,7 @@ async def decide(request: Request) -> Response:
 
     async def action(conn: AsyncConnection, session: signin.Session, form: dict[str, Any], now: Any) -> None:
         approve = form.get("decision") == "approve"
-        await consents.decide(conn, session.member_id, public_id, approve=approve, now=now, actor="member")
+        await consent_requests.decide(conn, session.member_id, public_id, approve=approve, now=now, actor="member")
 
     return await _member_action(request, action)
 

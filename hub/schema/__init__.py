@@ -13,6 +13,8 @@ from strawberry.schema.config import StrawberryConfig
 from hub.config import Settings
 from hub.consent.access_log import Access
 from hub.errors import DomainError
+from hub.schema.activities import ActivityMutations
+from hub.schema.consent import ConsentMutations
 from hub.schema.context import Info
 from hub.schema.documents import prepared_documents
 from hub.schema.errors import ErrorCodes
@@ -31,7 +33,9 @@ class Query(ViewerQueries, MemberQueries, PointsQueries, WebhookQueries):
 
 
 @strawberry.type
-class Mutation(MemberMutations, PointsMutations, PurchaseMutations, WebhookMutations):
+class Mutation(
+    MemberMutations, ConsentMutations, PointsMutations, PurchaseMutations, ActivityMutations, WebhookMutations
+):
     pass
 
 

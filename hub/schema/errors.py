@@ -1,13 +1,22 @@
-"""Every GraphQL error leaves the hub with `extensions.code`, so partners can branch on it."""
+"""Errors, mapped once. Every GraphQL error leaves the hub with `extensions.code`, so partners can branch on it;
+a mutation's domain errors answer in its payload's `errors` (`mutation()` below), with a code from its enum."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import typing
+from collections.abc import Awaitable, Callable, Iterator
+from enum import Enum
+from typing import Any, TypeVar
 
+import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import FieldExtension, SchemaExtension
+from strawberry.types.field import StrawberryField
 
 from hub.errors import DomainError
+
+E = TypeVar("E")
 
 
 def _with_code(error: GraphQLError) -> GraphQLError:
@@ -48,3 +57,52 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = [_with_code(e) for e in result.errors]
+
+
+# -- mutation payloads -------------------------------------------------------------------------------------------
+log = logging.getLogger("hub.schema.errors")
+
+
+class UnmappedErrorCode(Exception):
+    """A domain error whose code the payload's error enum lacks: a bug (tests fail on it), masked in production."""
+
+
+_CODES: dict[type[Any], type[Enum]] = {}
+
+
+def error_of(error_type: type[E], error: DomainError) -> E:
+    """The payload's error for a domain error, by the code enum its `code` field declares."""
+    codes = _CODES.get(error_type)
+    if codes is None:
+        codes = _CODES[error_type] = typing.get_type_hints(error_type)["code"]
+    try:
+        code = codes[error.code]
+    except KeyError:
+        log.error("%s is not in %s", error.code, codes.__name__)
+        raise UnmappedErrorCode(f"{error.code} is not in {codes.__name__}") from error
+    return error_type(field=error.field, message=error.message, code=code)  # type: ignore[call-arg]
+
+
+class ErrorsInPayload(FieldExtension):
+    """Saleor's base mutation, as a field extension: a domain error raised anywhere in a mutation becomes its
+    payload's `errors` (every other field of the payload at its default), mapped here and nowhere else."""
+
+    payload: type[Any]
+    error_type: type[Any]
+
+    def apply(self, field: StrawberryField) -> None:
+        payload = typing.cast(type[Any], field.type)
+        [errors] = [f for f in payload.__strawberry_definition__.fields if f.python_name == "errors"]
+        self.payload = payload
+        self.error_type = errors.type.of_type
+
+    async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any) -> Any:
+        try:
+            return await next_(source, info, **kwargs)
+        except DomainError as error:
+            return self.payload(errors=[error_of(self.error_type, error)])
+
+
+def mutation(*, extensions: list[FieldExtension], description: str) -> Any:
+    """A mutation whose domain errors answer in its payload (whose other fields must have defaults)."""
+    return strawberry.mutation(extensions=[*extensions, ErrorsInPayload()], description=description)

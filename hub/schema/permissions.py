@@ -1,16 +1,20 @@
 """Every GraphQL path to data declares what it needs; tests walk the schema to make sure none is missing.
 
 `scoped("member:read")` guards a root field by token scope (after authentication). `consented("member:read")`
-guards a field of a member by the member's consent to the calling partner *and* the caller's scopes.
+guards a field of a member by the caller's scopes; the domain read behind it checks the member's consent to the
+calling partner (`MemberView.require`), and what it answers goes to the access log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from graphql import GraphQLError
 from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 
+from hub.consent.rule import ConsentRequired
 from hub.schema.context import Info
 
 
@@ -56,22 +60,45 @@ class RequireScope(BasePermission):
         return principal is not None and principal.has(self.scope)
 
 
-class ConsentPermits(BasePermission):
-    """The member consented to this permission for the calling partner, and the token carries it too."""
+class Consented(FieldExtension):
+    """A field of a member's data. The token must carry the permission (a scope: declared here); the member's
+    consent must grant it, which the domain read checks itself (`MemberView.require`), raising `ConsentRequired`.
+    What a field answers is recorded for the access log, which is written before the response leaves."""
 
     def __init__(self, permission: str) -> None:
+        super().__init__()
         self.permission = permission
-        self.message = f"the member has not consented to {permission!r} for you"
-        self.error_extensions = {"code": "CONSENT_REQUIRED", "permission": permission}
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+    def _refused(self) -> GraphQLError:
+        message = f"the member has not consented to {self.permission!r} for you"
+        return GraphQLError(message, extensions={"code": "CONSENT_REQUIRED", "permission": self.permission})
+
+    def _check_scope(self, info: Info) -> None:
         principal = info.context.principal
-        allowed = (
-            principal is not None and principal.has(self.permission) and self.permission in source.consented_permissions
-        )
-        if allowed:  # every read of member data is logged for the member to see
-            info.context.record_access(source.member_id, source.consent_pk, self.permission)
-        return allowed
+        if principal is None or not principal.has(self.permission):
+            raise self._refused()
+
+    def _record(self, source: Any, info: Info) -> None:
+        view = source.view
+        info.context.record_access(view.member_id, view.consent_pk, self.permission)
+
+    def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
+        self._check_scope(info)
+        try:
+            answer = next_(source, info, **kwargs)
+        except ConsentRequired:
+            raise self._refused() from None
+        self._record(source, info)
+        return answer
+
+    async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any) -> Any:
+        self._check_scope(info)
+        try:
+            answer = await next_(source, info, **kwargs)
+        except ConsentRequired:
+            raise self._refused() from None
+        self._record(source, info)
+        return answer
 
 
 def authenticated() -> list[FieldExtension]:
@@ -89,7 +116,7 @@ def member_token() -> list[FieldExtension]:
 
 
 def consented(permission: str) -> list[FieldExtension]:
-    return [PermissionExtension(permissions=[ConsentPermits(permission)], use_directives=False)]
+    return [Consented(permission)]
 
 
 def needs_scope(scope: str) -> list[FieldExtension]:

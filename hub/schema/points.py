@@ -12,10 +12,11 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import cursors
-from hub.errors import DomainError
-from hub.members import service as members
+from hub.consent.rule import ConsentRequired, MemberView
 from hub.points import ledger, queries, settlement
 from hub.schema.context import Info
+from hub.schema.errors import mutation
+from hub.schema.pagination import PageInfo
 from hub.schema.permissions import scoped
 from hub.schema.scalars import BigInt
 
@@ -45,10 +46,6 @@ class PointsError:
     field: str | None
     message: str
     code: PointsErrorCode
-
-    @classmethod
-    def of(cls, error: DomainError) -> PointsError:
-        return cls(field=error.field, message=error.message, code=PointsErrorCode[error.code])
 
 
 @strawberry.enum
@@ -139,30 +136,35 @@ class MemberPoints:
     pending: BigInt
     held: BigInt
     lifetime_earned: BigInt
-    member_id: strawberry.Private[int]
+    view: strawberry.Private[MemberView]
 
     @strawberry.field(description="Available points by the date they expire, soonest first (at most 100).")
     async def expiring(self, info: Info, first: int | None = 10) -> list[ExpiringPoints]:
-        async with info.context.hub.db.read() as conn:
-            rows = await queries.expiring(conn, self.member_id, 10 if first is None else first)
+        ctx = info.context
+        first = 10 if first is None else first
+
+        async def load(views: Sequence[MemberView]) -> Sequence[list[queries.Expiring] | ConsentRequired]:
+            async with ctx.hub.db.read() as conn:
+                return await queries.expiring_of(conn, views, first)
+
+        rows = await ctx.loader(f"points.expiring:{first}", load).load(self.view)
         return [ExpiringPoints(points=BigInt(r.points), expires_at=r.expires_at) for r in rows]
 
 
-async def member_points(info: Info, member_id: int) -> MemberPoints:
+async def member_points(info: Info, view: MemberView) -> MemberPoints:
     ctx = info.context
 
-    async def load(member_ids: Sequence[int]) -> list[queries.Balances]:
+    async def load(views: Sequence[MemberView]) -> Sequence[queries.Balances | ConsentRequired]:
         async with ctx.hub.db.read() as conn:
-            found = await queries.balances_of(conn, member_ids)
-        return [found[m] for m in member_ids]
+            return await queries.balances_of(conn, views)
 
-    found = await ctx.loader("points.balances", load).load(member_id)
+    found = await ctx.loader("points.balances", load).load(view)
     return MemberPoints(
         available=BigInt(found.available),
         pending=BigInt(found.pending),
         held=BigInt(found.held),
         lifetime_earned=BigInt(found.lifetime_earned),
-        member_id=member_id,
+        view=view,
     )
 
 
@@ -173,30 +175,27 @@ class PointsTransactionEdge:
 
 
 @strawberry.type
-class PointsPageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
 class PointsTransactionConnection:
     edges: list[PointsTransactionEdge]
-    page_info: PointsPageInfo
+    page_info: PageInfo
 
 
 async def member_points_history(
-    info: Info, member_id: int, first: int | None, after: str | None
+    info: Info, view: MemberView, first: int, after: str | None
 ) -> PointsTransactionConnection:
     ctx = info.context
-    async with ctx.hub.db.read() as conn:
-        page = await queries.history(conn, ctx.partner_id, member_id, first=20 if first is None else first, after=after)
+
+    async def load(views: Sequence[MemberView]) -> Sequence[queries.HistoryPage | ConsentRequired]:
+        async with ctx.hub.db.read() as conn:
+            return await queries.histories_of(conn, ctx.partner_id, views, first=first, after=after)
+
+    page = await ctx.loader(f"points.history:{first}:{after}", load).load(view)
     edges = [
         PointsTransactionEdge(cursor=cursors.encode(t.public_id), node=PointsTransaction.of(t))
         for t in page.transactions
     ]
     return PointsTransactionConnection(
-        edges=edges,
-        page_info=PointsPageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        edges=edges, page_info=PageInfo.of([e.cursor for e in edges], has_next=page.has_next, after=after)
     )
 
 
@@ -253,46 +252,35 @@ class ReverseTransactionInput:
 
 @strawberry.type
 class PointsTransactionPayload:
-    transaction: PointsTransaction | None
+    transaction: PointsTransaction | None = None
     errors: list[PointsError]
 
 
 @strawberry.type
 class PointsHoldPayload:
-    hold: PointsHold | None
+    hold: PointsHold | None = None
     errors: list[PointsError]
-
-
-async def _run(
-    info: Info,
-    cmd: Any,
-    command: Callable[[AsyncConnection], Awaitable[T]],
-    replay: Callable[[AsyncConnection, int], Awaitable[T]],
-) -> tuple[T | None, list[PointsError]]:
-    key = ledger.Idempotency.of(info.context.partner_id, cmd)
-    try:
-        return await ledger.run(info.context.hub.db, key, command, replay), []
-    except DomainError as error:
-        return None, [PointsError.of(error)]
 
 
 async def _transaction(
     info: Info, cmd: Any, command: Callable[[AsyncConnection], Awaitable[ledger.Txn]]
 ) -> PointsTransactionPayload:
-    txn, errors = await _run(info, cmd, command, ledger.load_txn)
-    return PointsTransactionPayload(transaction=PointsTransaction.of(txn) if txn else None, errors=errors)
+    key = ledger.Idempotency.of(info.context.partner_id, cmd)
+    txn = await ledger.run(info.context.hub.db, key, command, ledger.load_txn)
+    return PointsTransactionPayload(transaction=PointsTransaction.of(txn), errors=[])
 
 
 async def _hold(
     info: Info, cmd: Any, command: Callable[[AsyncConnection], Awaitable[ledger.Hold]]
 ) -> PointsHoldPayload:
-    found, errors = await _run(info, cmd, command, ledger.load_hold_of_txn)
-    return PointsHoldPayload(hold=PointsHold.of(found) if found else None, errors=errors)
+    key = ledger.Idempotency.of(info.context.partner_id, cmd)
+    found = await ledger.run(info.context.hub.db, key, command, ledger.load_hold_of_txn)
+    return PointsHoldPayload(hold=PointsHold.of(found), errors=[])
 
 
 @strawberry.type
 class PointsMutations:
-    @strawberry.mutation(extensions=scoped("points:earn"), description="Award points; you are the issuer.")
+    @mutation(extensions=scoped("points:earn"), description="Award points; you are the issuer.")
     async def earn_points(self, info: Info, input: EarnPointsInput) -> PointsTransactionPayload:
         ctx, policy = info.context, info.context.hub.settings.points_policy
         cmd = ledger.Earn(
@@ -305,13 +293,13 @@ class PointsMutations:
         )
         return await _transaction(info, cmd, lambda conn: ledger.earn(conn, ctx.partner_id, cmd, ctx.now, policy))
 
-    @strawberry.mutation(extensions=scoped("points:redeem"), description="Spend points in one step.")
+    @mutation(extensions=scoped("points:redeem"), description="Spend points in one step.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> PointsTransactionPayload:
         ctx = info.context
         cmd = ledger.Redeem(str(input.member_id), input.points, input.reference, input.idempotency_key)
         return await _transaction(info, cmd, lambda conn: ledger.redeem(conn, ctx.partner_id, cmd, ctx.now))
 
-    @strawberry.mutation(extensions=scoped("points:redeem"), description="Reserve points at a till (authorise).")
+    @mutation(extensions=scoped("points:redeem"), description="Reserve points at a till (authorise).")
     async def hold_points(self, info: Info, input: HoldPointsInput) -> PointsHoldPayload:
         ctx, policy = info.context, info.context.hub.settings.points_policy
         cmd = ledger.PlaceHold(
@@ -319,21 +307,19 @@ class PointsMutations:
         )
         return await _hold(info, cmd, lambda conn: ledger.hold(conn, ctx.partner_id, cmd, ctx.now, policy))
 
-    @strawberry.mutation(extensions=scoped("points:redeem"), description="Capture all or part of a hold.")
+    @mutation(extensions=scoped("points:redeem"), description="Capture all or part of a hold.")
     async def capture_hold(self, info: Info, input: CaptureHoldInput) -> PointsTransactionPayload:
         ctx = info.context
         cmd = ledger.Capture(str(input.hold_id), input.points, input.idempotency_key)
         return await _transaction(info, cmd, lambda conn: ledger.capture(conn, ctx.partner_id, cmd, ctx.now))
 
-    @strawberry.mutation(extensions=scoped("points:redeem"), description="Release a hold without spending.")
+    @mutation(extensions=scoped("points:redeem"), description="Release a hold without spending.")
     async def void_hold(self, info: Info, input: VoidHoldInput) -> PointsHoldPayload:
         ctx = info.context
         cmd = ledger.Void(str(input.hold_id), input.idempotency_key)
         return await _hold(info, cmd, lambda conn: ledger.void(conn, ctx.partner_id, cmd, ctx.now))
 
-    @strawberry.mutation(
-        extensions=scoped("points:reverse"), description="Reverse (part of) one of your earns or redemptions."
-    )
+    @mutation(extensions=scoped("points:reverse"), description="Reverse (part of) one of your earns or redemptions.")
     async def reverse_transaction(self, info: Info, input: ReverseTransactionInput) -> PointsTransactionPayload:
         ctx, policy = info.context, info.context.hub.settings.points_policy
         cmd = ledger.Reverse(str(input.transaction_id), input.points, input.reason, input.idempotency_key)
@@ -371,14 +357,12 @@ class PointsQueries:
     async def points_transaction(self, info: Info, id: strawberry.ID) -> PointsTransaction | None:
         ctx = info.context
         async with ctx.hub.db.read() as conn:
-            found = await queries.own_transaction(conn, ctx.partner_id, str(id))
-            if found is None:
-                return None
-            # Consent-checked like every member field: no longer visible once the member withdrew consent.
-            view = await members.by_member_id(conn, ctx.partner_id, found[1], ctx.now)
-            if view is None or "points:read" not in view.permissions:
-                return None
-        return PointsTransaction.of(found[0])
+            found = await queries.readable_transaction(conn, ctx.partner_id, str(id), ctx.now)
+        if found is None:
+            return None
+        txn, view = found
+        ctx.record_access(view.member_id, view.consent_pk, "points:read")
+        return PointsTransaction.of(txn)
 
     @strawberry.field(
         extensions=scoped("settlement:read"), description="Who owes whom for a month (YYYY-MM), lines you are party to."

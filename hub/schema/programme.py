@@ -1,4 +1,5 @@
-"""GraphQL for what the programme says about a member: tier (with its reasons) and purchase summary."""
+"""GraphQL for what the programme says about a member: tier (with its reasons) and purchase summary, each read
+for a whole page of members at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 
 import strawberry
 
+from hub.consent.rule import ConsentRequired, MemberView
 from hub.programme.config import Level
 from hub.purchases import service as purchases
 from hub.schema.context import Info
@@ -61,12 +63,18 @@ class MemberTier:
     since: dt.datetime
     benefits: TierBenefits
     progress: TierProgress
-    member_id: strawberry.Private[int]
+    view: strawberry.Private[MemberView]
 
     @strawberry.field(description="Changes of level, newest first (at most 100).")
     async def history(self, info: Info, first: int | None = 10) -> list[TierChange]:
-        async with info.context.hub.db.read() as conn:
-            changes = await tiers.history(conn, self.member_id, 10 if first is None else first)
+        ctx = info.context
+        first = 10 if first is None else first
+
+        async def load(views: Sequence[MemberView]) -> Sequence[list[tiers.Change] | ConsentRequired]:
+            async with ctx.hub.db.read() as conn:
+                return await tiers.histories_of(conn, views, first)
+
+        changes = await ctx.loader(f"tiers.history:{first}", load).load(self.view)
         return [TierChange(from_level=c.from_level, to_level=c.to_level, reason=c.reason, at=c.at) for c in changes]
 
 
@@ -74,20 +82,18 @@ def _level(level: Level) -> TierLevel:
     return TierLevel(level=level.level, name=level.name, threshold=level.threshold.quantize(Decimal("0.01")))
 
 
-async def member_tier(info: Info, member_id: int) -> MemberTier:
+async def member_tier(info: Info, view: MemberView) -> MemberTier:
     ctx = info.context
     settings = ctx.hub.settings
     version = settings.programme.at(ctx.now)
     zone = settings.points_policy.zone
 
-    async def load(member_ids: Sequence[int]) -> list[tuple[tiers.TierState, tiers.Progress]]:
-        ids = list(member_ids)
+    async def load(views: Sequence[MemberView]) -> Sequence[tiers.Standing | ConsentRequired]:
         async with ctx.hub.db.read() as conn:
-            states = await tiers.states_of(conn, ids)
-            progress = await tiers.progress_of(conn, states, version, ctx.now, zone)
-        return [(states[m], progress[m]) for m in ids]
+            return await tiers.standings_of(conn, views, version, ctx.now, zone)
 
-    current, progress = await ctx.loader("tiers.tier", load).load(member_id)
+    standing = await ctx.loader("tiers.standing", load).load(view)
+    current, progress = standing.state, standing.progress
     level = version.tiers.by_number(current.level)
     return MemberTier(
         level=level.level,
@@ -108,7 +114,7 @@ async def member_tier(info: Info, member_id: int) -> MemberTier:
             growth_to_keep_level=yuan_of(progress.growth_to_keep),
             review_at=progress.review_at,
         ),
-        member_id=member_id,
+        view=view,
     )
 
 
@@ -127,12 +133,15 @@ class PurchaseSummary:
     categories: list[CategorySpend]
 
 
-async def purchase_summary(info: Info, member_id: int, consent_pk: int, months: int) -> PurchaseSummary:
+async def purchase_summary(info: Info, view: MemberView, months: int) -> PurchaseSummary:
     ctx = info.context
-    async with ctx.hub.db.read() as conn:
-        found = await purchases.summary(
-            conn, member_id, consent_pk, months, ctx.now, ctx.hub.settings.points_policy.zone
-        )
+    zone = ctx.hub.settings.points_policy.zone
+
+    async def load(views: Sequence[MemberView]) -> Sequence[purchases.Summary | ConsentRequired]:
+        async with ctx.hub.db.read() as conn:
+            return await purchases.summaries_of(conn, views, months, ctx.now, zone)
+
+    found = await ctx.loader(f"purchases.summary:{months}", load).load(view)
     return PurchaseSummary(
         months=found.months,
         since=found.since,

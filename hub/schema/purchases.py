@@ -1,26 +1,19 @@
-"""GraphQL for purchases, refunds and health activities."""
+"""GraphQL for purchases and refunds."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from enum import Enum
-from typing import TypeVar
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.activities import service as activities
-from hub.errors import DomainError
-from hub.members import service as members
 from hub.purchases import service as purchases
 from hub.schema.context import Info
-from hub.schema.members import Member
+from hub.schema.errors import mutation
+from hub.schema.members import Member, member_of
 from hub.schema.permissions import scoped
 from hub.schema.programme import yuan_of
-
-T = TypeVar("T")
 
 
 @strawberry.enum
@@ -44,10 +37,6 @@ class PurchaseError:
     field: str | None
     message: str
     code: PurchaseErrorCode
-
-
-def _error(error: DomainError) -> PurchaseError:
-    return PurchaseError(field=error.field, message=error.message, code=PurchaseErrorCode[error.code])
 
 
 @strawberry.input
@@ -93,8 +82,8 @@ class PurchaseType:
 
 @strawberry.type
 class RecordPurchasePayload:
-    purchase: PurchaseType | None
-    member: Member | None
+    purchase: PurchaseType | None = None
+    member: Member | None = None
     errors: list[PurchaseError]
 
 
@@ -122,60 +111,15 @@ class RefundType:
 
 @strawberry.type
 class RefundPurchasePayload:
-    refund: RefundType | None
-    purchase: PurchaseType | None
-    member: Member | None
+    refund: RefundType | None = None
+    purchase: PurchaseType | None = None
+    member: Member | None = None
     errors: list[PurchaseError]
-
-
-@strawberry.enum
-class ActivityKind(Enum):
-    GYM_VISIT = "GYM_VISIT"
-    WORKOUT = "WORKOUT"
-    HEALTH_CHECK = "HEALTH_CHECK"
-    VACCINATION = "VACCINATION"
-
-
-@strawberry.input
-class RecordActivityInput:
-    member_id: strawberry.ID
-    kind: ActivityKind
-    occurred_at: dt.datetime
-    reference: str
-    idempotency_key: str
-
-
-@strawberry.type
-class ActivityType:
-    id: strawberry.ID
-    kind: ActivityKind
-    reference: str
-    points_granted: int
-    points_capped: int = strawberry.field(description="Points the per-day or per-week cap withheld")
-
-
-@strawberry.type
-class RecordActivityPayload:
-    activity: ActivityType | None
-    member: Member | None
-    errors: list[PurchaseError]
-
-
-async def _member(info: Info, member_id: int) -> Member | None:
-    """The member as the caller may see them now (null without consent to read them)."""
-    ctx = info.context
-    async with ctx.hub.db.read() as conn:
-        view = await members.by_member_id(conn, ctx.partner_id, member_id, ctx.now)
-    return None if view is None else Member.of(view)
-
-
-async def _write(info: Info, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    return await purchases.run(info.context.hub.db, work)
 
 
 @strawberry.type
 class PurchaseMutations:
-    @strawberry.mutation(extensions=scoped("purchases:write"), description="Record a purchase: points and growth.")
+    @mutation(extensions=scoped("purchases:write"), description="Record a purchase: points and growth.")
     async def record_purchase(self, info: Info, input: RecordPurchaseInput) -> RecordPurchasePayload:
         ctx, settings = info.context, info.context.hub.settings
         cmd = purchases.RecordPurchase(
@@ -191,25 +135,17 @@ class PurchaseMutations:
             ),
             idempotency_key=input.idempotency_key,
         )
-        try:
-            found = await _write(
-                info,
-                lambda conn: purchases.record(
-                    conn,
-                    ctx.partner_id,
-                    cmd,
-                    now=ctx.now,
-                    programme=settings.programme,
-                    policy=settings.points_policy,
-                ),
-            )
-        except DomainError as error:
-            return RecordPurchasePayload(purchase=None, member=None, errors=[_error(error)])
+        found = await purchases.run(
+            ctx.hub.db,
+            lambda conn: purchases.record(
+                conn, ctx.partner_id, cmd, now=ctx.now, programme=settings.programme, policy=settings.points_policy
+            ),
+        )
         return RecordPurchasePayload(
-            purchase=PurchaseType.of(found), member=await _member(info, found.member_id), errors=[]
+            purchase=PurchaseType.of(found), member=await member_of(info, found.member_id), errors=[]
         )
 
-    @strawberry.mutation(
+    @mutation(
         extensions=scoped("purchases:write"), description="Refund (part of) a purchase: its points and growth go back."
     )
     async def refund_purchase(self, info: Info, input: RefundPurchaseInput) -> RefundPurchasePayload:
@@ -222,13 +158,10 @@ class PurchaseMutations:
             amount=input.amount,
             idempotency_key=input.idempotency_key,
         )
-        try:
-            done = await _write(
-                info,
-                lambda conn: purchases.refund(conn, ctx.partner_id, cmd, now=ctx.now, policy=settings.points_policy),
-            )
-        except DomainError as error:
-            return RefundPurchasePayload(refund=None, purchase=None, member=None, errors=[_error(error)])
+        done = await purchases.run(
+            ctx.hub.db,
+            lambda conn: purchases.refund(conn, ctx.partner_id, cmd, now=ctx.now, policy=settings.points_policy),
+        )
         return RefundPurchasePayload(
             refund=RefundType(
                 id=strawberry.ID(done.public_id),
@@ -237,41 +170,6 @@ class PurchaseMutations:
                 growth_value_reversed=yuan_of(done.growth_reversed),
             ),
             purchase=PurchaseType.of(done.purchase),
-            member=await _member(info, done.purchase.member_id),
-            errors=[],
-        )
-
-    @strawberry.mutation(
-        extensions=scoped("activity:write"), description="Record a verified health activity: points within caps."
-    )
-    async def record_activity(self, info: Info, input: RecordActivityInput) -> RecordActivityPayload:
-        ctx, settings = info.context, info.context.hub.settings
-        cmd = activities.RecordActivity(
-            member_id=str(input.member_id),
-            kind=input.kind.value,
-            occurred_at=input.occurred_at,
-            reference=input.reference,
-            idempotency_key=input.idempotency_key,
-        )
-        try:
-            found = await _write(
-                info,
-                lambda conn: activities.record(
-                    conn, ctx.partner_id, cmd, now=ctx.now, programme=settings.programme, policy=settings.points_policy
-                ),
-            )
-        except DomainError as error:
-            return RecordActivityPayload(activity=None, member=None, errors=[_error(error)])
-        async with ctx.hub.db.read() as conn:
-            view = await members.by_pairwise_id(conn, ctx.partner_id, cmd.member_id, ctx.now)
-        return RecordActivityPayload(
-            activity=ActivityType(
-                id=strawberry.ID(found.public_id),
-                kind=ActivityKind(found.kind),
-                reference=found.reference,
-                points_granted=found.points_granted,
-                points_capped=found.points_capped,
-            ),
-            member=None if view is None else Member.of(view),
+            member=await member_of(info, done.purchase.member_id),
             errors=[],
         )

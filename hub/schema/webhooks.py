@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.scalars import JSON
 
-from hub.errors import DomainError
 from hub.schema.context import Info
-from hub.schema.members import PageInfo
+from hub.schema.errors import mutation
+from hub.schema.pagination import PageInfo
 from hub.schema.permissions import scoped
 from hub.webhooks import service
 from hub.webhooks.catalogue import SUBSCRIBABLE
@@ -37,10 +37,6 @@ class WebhookError:
     field: str | None
     message: str
     code: WebhookErrorCode
-
-    @classmethod
-    def of(cls, error: DomainError) -> WebhookError:
-        return cls(field=error.field, message=error.message, code=WebhookErrorCode[error.code])
 
 
 @strawberry.enum
@@ -111,13 +107,7 @@ class WebhookEndpoint:
             )
         edges = [WebhookDeliveryEdge(cursor=service.delivery_cursor(d), node=WebhookDelivery.of(d)) for d in items]
         return WebhookDeliveryConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=more,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            edges=edges, page_info=PageInfo.of([e.cursor for e in edges], has_next=more, after=after)
         )
 
     @classmethod
@@ -172,41 +162,40 @@ class SendTestWebhookInput:
 
 @strawberry.type
 class WebhookEndpointPayload:
-    endpoint: WebhookEndpoint | None
+    endpoint: WebhookEndpoint | None = None
     errors: list[WebhookError]
 
 
 @strawberry.type
 class WebhookSecretPayload:
-    endpoint: WebhookEndpoint | None
-    secret: str | None = strawberry.field(description="whsec_…: shown this once; only the signer can use it later")
+    endpoint: WebhookEndpoint | None = None
+    secret: str | None = strawberry.field(
+        default=None, description="whsec_…: shown this once; only the signer can use it later"
+    )
     errors: list[WebhookError]
 
 
 @strawberry.type
 class DeleteWebhookEndpointPayload:
-    deleted_id: strawberry.ID | None
+    deleted_id: strawberry.ID | None = None
     errors: list[WebhookError]
 
 
 @strawberry.type
 class RedeliverWebhookEventsPayload:
-    count: int = strawberry.field(description="How many deliveries go again")
+    count: int = strawberry.field(default=0, description="How many deliveries go again")
     errors: list[WebhookError]
 
 
 @strawberry.type
 class SendTestWebhookPayload:
-    event_id: str | None = strawberry.field(description="The webhook-id of the webhook.test delivery")
+    event_id: str | None = strawberry.field(default=None, description="The webhook-id of the webhook.test delivery")
     errors: list[WebhookError]
 
 
-async def _write(info: Info, work: Callable[[AsyncConnection], Awaitable[T]]) -> T | WebhookError:
-    try:
-        async with info.context.hub.db.write() as conn:
-            return await work(conn)
-    except DomainError as error:
-        return WebhookError.of(error)
+async def _write(info: Info, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async with info.context.hub.db.write() as conn:
+        return await work(conn)
 
 
 def _policy(info: Info) -> dict[str, bool]:
@@ -232,7 +221,7 @@ class WebhookQueries:
 
 @strawberry.type
 class WebhookMutations:
-    @strawberry.mutation(extensions=scoped("webhooks:manage"), description="Register an endpoint; its secret once.")
+    @mutation(extensions=scoped("webhooks:manage"), description="Register an endpoint; its secret once.")
     async def create_webhook_endpoint(self, info: Info, input: CreateWebhookEndpointInput) -> WebhookSecretPayload:
         ctx = info.context
         done = await _write(
@@ -242,12 +231,10 @@ class WebhookMutations:
                 description=input.description, now=ctx.now, **_policy(info),
             ),
         )  # fmt: skip
-        if isinstance(done, WebhookError):
-            return WebhookSecretPayload(endpoint=None, secret=None, errors=[done])
         endpoint, secret = done
         return WebhookSecretPayload(endpoint=WebhookEndpoint.of(endpoint), secret=secret, errors=[])
 
-    @strawberry.mutation(extensions=scoped("webhooks:manage"), description="Change, disable or re-enable one.")
+    @mutation(extensions=scoped("webhooks:manage"), description="Change, disable or re-enable one.")
     async def update_webhook_endpoint(self, info: Info, input: UpdateWebhookEndpointInput) -> WebhookEndpointPayload:
         ctx = info.context
         done = await _write(
@@ -257,19 +244,15 @@ class WebhookMutations:
                 enabled=input.enabled, description=input.description, **_policy(info),
             ),
         )  # fmt: skip
-        if isinstance(done, WebhookError):
-            return WebhookEndpointPayload(endpoint=None, errors=[done])
         return WebhookEndpointPayload(endpoint=WebhookEndpoint.of(done), errors=[])
 
-    @strawberry.mutation(extensions=scoped("webhooks:manage"), description="Delete one; what waits is cancelled.")
+    @mutation(extensions=scoped("webhooks:manage"), description="Delete one; what waits is cancelled.")
     async def delete_webhook_endpoint(self, info: Info, input: WebhookEndpointIdInput) -> DeleteWebhookEndpointPayload:
         ctx = info.context
-        done = await _write(info, lambda conn: service.delete(conn, ctx.partner_id, str(input.id), ctx.now))
-        if isinstance(done, WebhookError):
-            return DeleteWebhookEndpointPayload(deleted_id=None, errors=[done])
+        await _write(info, lambda conn: service.delete(conn, ctx.partner_id, str(input.id), ctx.now))
         return DeleteWebhookEndpointPayload(deleted_id=input.id, errors=[])
 
-    @strawberry.mutation(
+    @mutation(
         extensions=scoped("webhooks:manage"),
         description="A new signing secret; the old one keeps signing (a second v1 signature) for 24 hours.",
     )
@@ -278,11 +261,9 @@ class WebhookMutations:
         done = await _write(
             info, lambda conn: service.rotate(conn, ctx.hub.webhook_key, ctx.partner_id, str(input.id), ctx.now)
         )
-        if isinstance(done, WebhookError):
-            return WebhookSecretPayload(endpoint=None, secret=None, errors=[done])
         return WebhookSecretPayload(endpoint=WebhookEndpoint.of(done[0]), secret=done[1], errors=[])
 
-    @strawberry.mutation(
+    @mutation(
         extensions=scoped("webhooks:manage"),
         description="Send events again with their original webhook-id: a window (since, until) or eventIds.",
     )
@@ -290,24 +271,20 @@ class WebhookMutations:
         self, info: Info, input: RedeliverWebhookEventsInput
     ) -> RedeliverWebhookEventsPayload:
         ctx = info.context
-        done: Any = await _write(
+        done = await _write(
             info,
             lambda conn: service.redeliver(
                 conn, ctx.partner_id, str(input.endpoint_id), since=input.since, until=input.until,
                 webhook_ids=input.event_ids, now=ctx.now,
             ),
         )  # fmt: skip
-        if isinstance(done, WebhookError):
-            return RedeliverWebhookEventsPayload(count=0, errors=[done])
         return RedeliverWebhookEventsPayload(count=done, errors=[])
 
-    @strawberry.mutation(extensions=scoped("webhooks:manage"), description="Queue a webhook.test delivery.")
+    @mutation(extensions=scoped("webhooks:manage"), description="Queue a webhook.test delivery.")
     async def send_test_webhook(self, info: Info, input: SendTestWebhookInput) -> SendTestWebhookPayload:
         ctx = info.context
-        done: Any = await _write(
+        done = await _write(
             info,
             lambda conn: service.send_test(conn, ctx.hub.webhook_key, ctx.partner_id, str(input.endpoint_id), ctx.now),
         )
-        if isinstance(done, WebhookError):
-            return SendTestWebhookPayload(event_id=None, errors=[done])
         return SendTestWebhookPayload(event_id=done, errors=[])

@@ -6,15 +6,17 @@ Every change is a `tier_change` row whose reason says which figure crossed which
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import extract, func, insert, select, update
+from sqlalchemy import Executable, Select, extract, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.consent.rule import ConsentRequired, MemberView, answers, readable
 from hub.db import among
 from hub.events import outbox
 from hub.members.models import member
@@ -85,16 +87,28 @@ async def growth(conn: AsyncConnection, member_id: int, since: datetime | None) 
     return int(await conn.scalar(query) or 0)
 
 
-async def growth_of(conn: AsyncConnection, member_ids: list[int], since: datetime | None) -> dict[int, int]:
-    """`growth` for many members in one statement (a page of members)."""
-    query = _after(
-        select(purchase.c.member_id, _NET_QUALIFYING.label("total"))
-        .where(among(conn.dialect.name, purchase.c.member_id, member_ids))
-        .group_by(purchase.c.member_id),
-        since,
-    )
-    found = {row.member_id: int(row.total) for row in await conn.execute(query)}
-    return {member_id: found.get(member_id, 0) for member_id in member_ids}
+async def growth_in_windows(
+    conn: AsyncConnection, windows: dict[datetime | None, list[int]]
+) -> dict[datetime | None, dict[int, int]]:
+    """`growth` of many members over several windows (members → the start of their window) in one statement."""
+    found: dict[datetime | None, dict[int, int]] = {since: dict.fromkeys(ids, 0) for since, ids in windows.items()}
+    starts = [since for since, ids in windows.items() if ids]
+    if not starts:
+        return found
+    dialect = conn.dialect.name
+    sums: list[Select[Any]] = [
+        _after(
+            select(literal(i).label("window"), purchase.c.member_id, _NET_QUALIFYING.label("total"))
+            .where(among(dialect, purchase.c.member_id, windows[since]))
+            .group_by(purchase.c.member_id),
+            since,
+        )
+        for i, since in enumerate(starts)
+    ]
+    statement: Executable = union_all(*sums) if len(sums) > 1 else sums[0]
+    for row in await conn.execute(statement):
+        found[starts[row.window]][row.member_id] = int(row.total)
+    return found
 
 
 def _state(row: Any) -> TierState:
@@ -110,20 +124,21 @@ async def state(conn: AsyncConnection, member_id: int) -> TierState:
     return TierState(0, joined, None, None, None, False)
 
 
-async def states_of(conn: AsyncConnection, member_ids: list[int]) -> dict[int, TierState]:
-    """`state` for many members: no row means the first level since enrolment. Two statements."""
-    dialect = conn.dialect.name
-    found = {
-        row.member_id: _state(row)
-        for row in await conn.execute(select(member_tier).where(among(dialect, member_tier.c.member_id, member_ids)))
-    }
-    missing = [m for m in member_ids if m not in found]
-    if missing:
-        for row in await conn.execute(
-            select(member.c.id, member.c.created_at).where(among(dialect, member.c.id, missing))
-        ):
-            found[row.id] = TierState(0, row.created_at, None, None, None, False)
-    return found
+async def states_of(conn: AsyncConnection, views: Sequence[MemberView]) -> list[TierState | ConsentRequired]:
+    """`state` of each member a partner reached who consented to `member:read`, in one statement (no
+    `member_tier` row means the first level since enrolment)."""
+    ids = readable(views, "member:read")
+    found: dict[int, TierState] = {}
+    if ids:
+        rows = await conn.execute(
+            select(member.c.id, member.c.created_at, *[c for c in member_tier.c if c.name != "member_id"])
+            .select_from(member.outerjoin(member_tier, member_tier.c.member_id == member.c.id))
+            .where(among(conn.dialect.name, member.c.id, ids))
+        )
+        for row in rows:
+            stored = row.level is not None
+            found[row.id] = _state(row) if stored else TierState(0, row.created_at, None, None, None, False)
+    return answers(views, "member:read", lambda v: found[v.member_id])
 
 
 async def _set(conn: AsyncConnection, member_id: int, exists: bool, now: datetime, **values: object) -> None:
@@ -262,6 +277,24 @@ async def birthday_gifts(conn: AsyncConnection, version: Version, now: datetime,
     return len(due)
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a member stands: the tier held, and what it takes to climb or keep it."""
+
+    state: TierState
+    progress: Progress
+
+
+async def standings_of(
+    conn: AsyncConnection, views: Sequence[MemberView], version: Version, now: datetime, zone: ZoneInfo
+) -> list[Standing | ConsentRequired]:
+    """The standing of each member who consented to `member:read` (a page of them): two statements."""
+    states = zip(views, await states_of(conn, views), strict=True)
+    held = {v.member_id: state for v, state in states if isinstance(state, TierState)}
+    progress = await progress_of(conn, held, version, now, zone)
+    return answers(views, "member:read", lambda v: Standing(held[v.member_id], progress[v.member_id]))
+
+
 async def progress(
     conn: AsyncConnection, member_id: int, current: TierState, version: Version, now: datetime, zone: ZoneInfo
 ) -> Progress:
@@ -271,24 +304,28 @@ async def progress(
 async def progress_of(
     conn: AsyncConnection, states: dict[int, TierState], version: Version, now: datetime, zone: ZoneInfo
 ) -> dict[int, Progress]:
-    """Where each member stands and what it takes to climb or stay: one growth statement for the window, and one
-    for each distinct review window (members reviewed the same month share it)."""
+    """Where each member stands and what it takes to climb or stay, in one statement: the growth in the window,
+    and in each distinct window as it will stand at a member's review (members reviewed the same month share it).
+
+    `states` come from `states_of`, whose consent check they passed, or from the member's own session."""
     tiers = version.tiers
     start = window_start(tiers, now, zone)
     ids = list(states)
-    amounts = await growth_of(conn, ids, start)
     review_at = {m: s.grace_until or s.review_at or next_review(now, zone) for m, s in states.items()}
     # What still counts at the review: purchases inside the window as it will stand then.
-    kept = dict(amounts)
+    at_review: dict[int, datetime | None] = {m: start for m in ids}
+    windows: dict[datetime | None, list[int]] = {start: ids}
     if start is not None:
-        by_window: dict[datetime | None, list[int]] = {}
         for m in ids:
-            by_window.setdefault(window_start(tiers, review_at[m], zone), []).append(m)
-        for since, members_ in by_window.items():
-            kept.update(await growth_of(conn, members_, since))
+            at_review[m] = window_start(tiers, review_at[m], zone)
+            windows.setdefault(at_review[m], [])
+            if at_review[m] != start:
+                windows[at_review[m]].append(m)
+    sums = await growth_in_windows(conn, windows)
     result = {}
     for m, current in states.items():
-        amount = amounts[m]
+        amount = sums[start][m]
+        kept = sums[at_review[m]][m]
         held = tiers.by_number(current.level)
         upper = tiers.above(held)
         threshold = int(held.threshold * 100)
@@ -297,17 +334,37 @@ async def progress_of(
             window_start=start.astimezone(UTC) if start else None,  # every instant leaves the hub in UTC
             next_level=upper,
             growth_to_next=max(0, int(upper.threshold * 100) - amount) if upper else 0,
-            growth_to_keep=max(0, threshold - kept[m]),
+            growth_to_keep=max(0, threshold - kept),
             review_at=review_at[m] if current.level > 0 else None,
         )
     return result
 
 
-async def history(conn: AsyncConnection, member_id: int, first: int) -> list[Change]:
-    rows = await conn.execute(
-        select(tier_change)
-        .where(tier_change.c.member_id == member_id)
-        .order_by(tier_change.c.id.desc())
-        .limit(max(0, min(first, 100)))
+async def histories_of(
+    conn: AsyncConnection, views: Sequence[MemberView], first: int
+) -> list[list[Change] | ConsentRequired]:
+    """`history` of each member who consented to `member:read` (newest first, `first` each), in one statement."""
+    first = max(0, min(first, 100))
+    member_ids = readable(views, "member:read")
+    found: dict[int, list[Change]] = {m: [] for m in member_ids}
+    if member_ids and first:
+        await _histories(conn, member_ids, first, found)
+    return answers(views, "member:read", lambda v: found[v.member_id])
+
+
+async def _histories(conn: AsyncConnection, member_ids: list[int], first: int, found: dict[int, list[Change]]) -> None:
+    numbered = (
+        select(
+            tier_change,
+            func.row_number()
+            .over(partition_by=tier_change.c.member_id, order_by=tier_change.c.id.desc())
+            .label("position"),
+        )
+        .where(among(conn.dialect.name, tier_change.c.member_id, member_ids))
+        .subquery()
     )
-    return [Change(r.from_level, r.to_level, r.reason, r.at) for r in rows]
+    rows = await conn.execute(
+        select(numbered).where(numbered.c.position <= first).order_by(numbered.c.member_id, numbered.c.id.desc())
+    )
+    for r in rows:
+        found[r.member_id].append(Change(r.from_level, r.to_level, r.reason, r.at))

@@ -19,7 +19,6 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -27,7 +26,7 @@ from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks.webhooks import Webhook
 
-from hub.consent import service as consents
+from hub.consent import rule
 from hub.consent.models import access_log, consent
 from hub.db import Database, UtcDateTime
 from hub.events.models import event
@@ -48,12 +47,12 @@ PER_ENDPOINT = 16  # connections one worker opens to one endpoint at most
 IN_FLIGHT = 512  # deliveries one worker has on the wire at most
 
 
-def _covers(spec: EventType, consent_row: Any, now: datetime) -> bool:
+def _covers(spec: EventType, in_force: bool | None, permissions: list[str] | None) -> bool:
+    """May this event reach the partner: mandatory, or the consent (read with `rule.consent_in_force`) is in force
+    and grants the event's permission."""
     if spec.mandatory:
         return True
-    return consents.in_force(consent_row, now) and (
-        spec.permission is None or spec.permission in consent_row.permissions
-    )
+    return bool(in_force) and (spec.permission is None or spec.permission in (permissions or []))
 
 
 def body_of(spec: EventType, occurred_at: datetime, data: dict[str, Any]) -> str:
@@ -109,8 +108,8 @@ async def _project(conn: AsyncConnection, key: WebhookKey, rows: list[Any], now:
         ):
             links[link.member_id][link.partner_id] = link.pairwise_id
         for row in await conn.execute(
-            select(consent.c.id, consent.c.member_id, consent.c.partner_id, consent.c.status,
-                   consent.c.permissions, consent.c.expires_at)
+            select(consent.c.id, consent.c.member_id, consent.c.partner_id, consent.c.permissions,
+                   rule.consent_in_force(now).label("in_force"))
             .where(consent.c.member_id.in_(members), consent.c.partner_id.in_(partners))
         ):  # fmt: skip
             consents[(row.member_id, row.partner_id)] = row
@@ -128,7 +127,7 @@ async def _project(conn: AsyncConnection, key: WebhookKey, rows: list[Any], now:
             if pairwise_id is None:
                 continue  # not (or no longer) linked: nothing to say, and nothing said about anyone
             given = consents.get((ev.member_id, partner_id))
-            if not _covers(spec, given, now):
+            if not _covers(spec, given and given.in_force, given and given.permissions):
                 continue
             data = {"memberId": pairwise_id, **{k: ev.payload[k] for k in spec.fields if k in ev.payload}}
             body = body_of(spec, ev.occurred_at, data)
@@ -182,8 +181,8 @@ class Dispatcher:
                         webhook_delivery.c.id, webhook_delivery.c.endpoint_id, webhook_delivery.c.webhook_id,
                         webhook_delivery.c.body, webhook_delivery.c.attempts, webhook_delivery.c.event_type,
                         webhook_delivery.c.member_id, webhook_delivery.c.consent_id, webhook_endpoint.c.url,
-                        webhook_endpoint.c.partner_id, consent.c.status.label("consent_status"),
-                        consent.c.permissions, consent.c.expires_at,
+                        webhook_endpoint.c.partner_id, consent.c.permissions,
+                        rule.consent_in_force(now).label("in_force"),
                     )
                     .join(webhook_endpoint, webhook_endpoint.c.id == webhook_delivery.c.endpoint_id)
                     .outerjoin(consent, consent.c.id == webhook_delivery.c.consent_id)
@@ -229,12 +228,8 @@ class Dispatcher:
     async def send(self, delivery: Any, secrets: list[str], now: datetime) -> Answer | None:
         """The answer, or None when the delivery may no longer be sent (the consent behind it ended)."""
         spec = SUBSCRIBABLE[delivery.event_type]
-        if delivery.consent_id is not None and not spec.mandatory:
-            state = SimpleNamespace(
-                status=delivery.consent_status, permissions=delivery.permissions or [], expires_at=delivery.expires_at
-            )
-            if not _covers(spec, state, now):
-                return None
+        if delivery.consent_id is not None and not _covers(spec, delivery.in_force, delivery.permissions):
+            return None
         if not secrets:
             return Answer(None, "the endpoint has no signing secret", None, 0)
         sent_at = datetime.now(now.tzinfo)  # the receiver checks this against its own clock
