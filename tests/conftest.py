@@ -222,6 +222,15 @@ def make_partner(hub: Hub, http: httpx.AsyncClient, sms_gateway: SmsGateway) -> 
     return make
 
 
+@pytest.fixture(autouse=True)
+def every_error_code_is_in_its_payload(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A domain error whose code a mutation's payload enum lacks is a bug, masked in production: any test that
+    provokes one fails, whatever it asserted (hub/schema/errors.py logs it)."""
+    yield
+    unmapped = [r.getMessage() for r in caplog.records if r.name == "hub.schema.errors"]
+    assert not unmapped, f"error codes missing from their payload's enum: {unmapped}"
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     url = os.environ.get("HUB_DATABASE_URL", "")
     chromium = shutil.which("chromium")

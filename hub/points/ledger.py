@@ -647,6 +647,10 @@ async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datet
     _check_notes(cmd)
     if conn.dialect.name == "postgresql":
         return await _redeem_in_postgresql(conn, partner_id, cmd, now)
+    return await _redeem_in_python(conn, partner_id, cmd, now)
+
+
+async def _redeem_in_python(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datetime) -> Txn:
     member_id = await _member(conn, partner_id, cmd.member_id, "points:redeem", now)
     txn_id, txn = await _open_txn(
         conn,
@@ -680,7 +684,7 @@ _REDEEM_FUNCTION = text(
 
 
 async def _redeem_in_postgresql(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datetime) -> Txn:
-    """The same steps as the Python path, in one round trip: `hub_redeem` (migration 0003).
+    """The same steps as the Python path, in one round trip: `hub_redeem` (migrations 0003 and 0010).
 
     The function returns the outcomes that leave nothing written, and raises 'hub:<CODE>' for those that must
     roll back its own writes; both become the same LedgerError the Python path raises.
