@@ -15,7 +15,9 @@ from hub.auth.principal import authenticate
 from hub.auth.tokens import InvalidToken
 from hub.consent.access_log import Access
 from hub.members import service as members
+from hub.points import queries as points
 from hub.state import Hub
+from hub.tiers import service as tiers
 
 
 async def raw_member(request: Request) -> Response:
@@ -58,9 +60,64 @@ async def raw_member(request: Request) -> Response:
     )
 
 
+async def raw_page(request: Request) -> Response:
+    """`members(first: N) { edges { node { id externalId points { available pending } tier { level name benefits
+    { discountRate } } } } }` without GraphQL: the same authentication, the same batched domain reads (the page,
+    balances, tier standings) and the same access-log rows, the same JSON."""
+    hub: Hub = request.app.state.hub
+    now = hub.clock.now()
+    try:
+        principal = await authenticate(
+            hub.db,
+            request.headers.get("authorization", "").removeprefix("Bearer "),
+            settings=hub.settings,
+            keys=hub.keys,
+            token_states=hub.token_states,
+            now=int(now.timestamp()),
+        )
+    except InvalidToken as exc:
+        return JSONResponse({"error": "invalid_token", "error_description": str(exc)}, status_code=401)
+    if not {"member:read", "points:read"} <= principal.scopes:
+        return JSONResponse({"error": "insufficient_scope"}, status_code=403)
+    version = hub.settings.programme.at(now)
+    async with hub.db.read() as conn:
+        page = await members.page(conn, principal.partner.id, now, first=int(request.query_params["first"]), after=None)
+    views = page.members
+    async with hub.db.read() as conn:
+        balances = await points.balances_of(conn, views)
+    async with hub.db.read() as conn:
+        standings = await tiers.standings_of(conn, views, version, now, hub.settings.points_policy.zone)
+    nodes = []
+    for view, balance, standing in zip(views, balances, standings, strict=True):
+        assert isinstance(balance, points.Balances) and isinstance(standing, tiers.Standing)
+        level = version.tiers.by_number(standing.state.level)
+        nodes.append(
+            {
+                "node": {
+                    "id": view.pairwise_id,
+                    "externalId": view.external_id,
+                    "points": {"available": balance.available, "pending": balance.pending},
+                    "tier": {
+                        "level": level.level,
+                        "name": level.name,
+                        "benefits": {"discountRate": str(level.discount_rate)},
+                    },
+                }
+            }
+        )
+    await hub.access_log.record(
+        [
+            Access(v.member_id, principal.partner.id, v.consent_pk, frozenset({"member:read", "points:read"}), now)
+            for v in views
+        ]
+    )
+    return JSONResponse({"data": {"members": {"edges": nodes}}})
+
+
 def create_bench_app() -> Starlette:
     app = create_app()
     app.router.routes.append(Route("/bench/raw-member", raw_member, methods=["GET"]))
+    app.router.routes.append(Route("/bench/raw-page", raw_page, methods=["GET"]))
     return app
 
 
@@ -72,10 +129,10 @@ def create_unchecked_app() -> Starlette:
     """
     from sqlalchemy import bindparam, literal, select
 
-    from hub import schema
     from hub.consent.models import consent
+    from hub.consent.rule import MemberView
+    from hub.graphql_http import GraphQLEndpoint
     from hub.members.models import member, member_link
-    from hub.schema import permissions
 
     everything = sorted({"member:read", "points:read"})
     unchecked = (
@@ -88,6 +145,7 @@ def create_unchecked_app() -> Starlette:
             member_link.c.created_at.label("member_since"),
             literal(everything, type_=consent.c.permissions.type).label("permissions"),
             literal(0).label("consent_pk"),
+            literal(None).label("data_window_from"),
         )
         .select_from(member_link)
         .join(member, member.c.id == member_link.c.member_id)
@@ -100,11 +158,12 @@ def create_unchecked_app() -> Starlette:
     parts = os.environ.get("HUB_BENCH_UNCHECKED", "consent log").split()
     if "consent" in parts:
         members._BY_PAIRWISE_ID = unchecked  # type: ignore[assignment]
-        permissions.ConsentPermits.has_permission = lambda self, source, info, **kwargs: True  # type: ignore[method-assign]
+        MemberView.permits = lambda self, permission: True  # type: ignore[method-assign]
+        MemberView.require = lambda self, permission: None  # type: ignore[method-assign]
 
-    async def no_logging(self: object):  # type: ignore[no-untyped-def]
-        yield
+    async def no_logging(self: object, context: object) -> bool:
+        return True
 
     if "log" in parts:
-        schema.AccessLogging.on_execute = no_logging  # type: ignore[method-assign]
+        GraphQLEndpoint.log_access = no_logging  # type: ignore[method-assign,assignment]
     return create_app()

@@ -14,6 +14,7 @@ without a token is a 401.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ from hub import text
 from hub.auth.principal import Principal, authenticate
 from hub.auth.rate_limits import RateLimited
 from hub.auth.tokens import InvalidToken
+from hub.consent.access_log import Access
 from hub.schema import build_schema
 from hub.schema.context import Context
 from hub.schema.limits import is_introspection
@@ -38,6 +40,7 @@ from hub.state import Hub
 
 MAX_BODY_BYTES = 1 << 20  # a GraphQL document plus variables; a purchase with hundreds of lines is ~100 kB
 _POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+log = logging.getLogger("hub.graphql")
 _PRINCIPAL = "hub.principal"
 
 
@@ -189,7 +192,31 @@ class GraphQLEndpoint:
             raise BadRequest(400, "BAD_REQUEST", exc.as_http_error_reason("POST")) from exc
         if context.retry_after is not None:
             return JSONResponse(with_codes(result), status_code=429, headers={"Retry-After": str(context.retry_after)})
+        if not await self.log_access(context):
+            return _unavailable("the hub could not record this read of member data, so it sends none of it; retry")
         return JSONResponse(with_codes(result))
+
+    async def log_access(self, context: Context) -> bool:
+        """Write the access log for the member data the response carries; the response waits for the commit, so
+        member data never leaves without its log entry (False: it could not be written)."""
+        if not context.accessed or context.principal is None:
+            return True
+        partner_id = context.principal.partner.id
+        accesses = [
+            Access(member_id, partner_id, consent_pk, frozenset(permissions), context.now)
+            for (member_id, consent_pk), permissions in context.accessed.items()
+        ]
+        try:
+            await self.hub.access_log.record(accesses)
+        except Exception:
+            log.exception("could not write the access log")
+            return False
+        return True
+
+
+def _unavailable(message: str) -> JSONResponse:
+    body = {"errors": [{"message": message, "extensions": {"code": "SERVICE_UNAVAILABLE"}}]}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import event, select
 
 from hub.consent.models import access_log
+from hub.partners import service as partners
 from hub.state import Hub
 from tests.conftest import ENROLL, PartnerClient, enrolment, new_phone
 from tests.portal_helpers import browser, partner_app
@@ -251,3 +252,80 @@ async def test_a_field_error_that_nulls_a_member_drops_no_connection(make_partne
     assert not [w for w in caught if "non-checked-in connection" in str(w.message)]
     for engine in hub.db.engines:
         assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_every_path_that_hands_out_members_answers_every_field(make_partner: Any, hub: Hub) -> None:
+    """Each resolver that hands out members reads their nested fields ahead (schema/batches.py): a path that
+    forgot would answer with an internal error here."""
+    partner: PartnerClient = await make_partner()
+    async with hub.db.write() as conn:
+        await partners.set_terms(
+            conn, partner_public_id=partner.partner_id, activity_kinds=["GYM_VISIT"], now=hub.clock.now()
+        )
+    _, member_id = await enrol(partner, hub, [*PERMISSIONS, "activity:write"])
+    external_id = (await partner.gql(PAGE, {"n": 100}))["data"]["members"]["edges"]
+    external_id = next(e["node"]["externalId"] for e in external_id if e["node"]["id"] == member_id)
+    reference = "r-" + secrets.token_hex(6)
+    occurred = (hub.clock.now() - timedelta(days=1)).isoformat()
+    line = {"sku": "A1", "category": "otc", "amount": "50.00"}
+    fields = "member " + EVERY_FIELD + " errors { code message }"
+    paths = {
+        "member": ("query($id: ID!) { member(id: $id) " + EVERY_FIELD + " }", {"id": member_id}),
+        "memberByExternalId": (
+            "query($e: String!) { memberByExternalId(externalId: $e) " + EVERY_FIELD + " }",
+            {"e": external_id},
+        ),
+        "members": ("{ members(first: 5) { edges { node " + EVERY_FIELD + " } } }", {}),
+        "_entities": (
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member " + EVERY_FIELD + " } }",
+            {"r": [{"__typename": "Member", "id": member_id}]},
+        ),
+        "recordPurchase": (
+            "mutation($i: RecordPurchaseInput!) { recordPurchase(input: $i) { " + fields + " } }",
+            {"i": {"memberId": member_id, "reference": reference, "occurredAt": occurred, "lines": [line],
+                   "idempotencyKey": secrets.token_hex(8)}},
+        ),
+        "refundPurchase": (
+            "mutation($i: RefundPurchaseInput!) { refundPurchase(input: $i) { " + fields + " } }",
+            {"i": {"purchaseReference": reference, "amount": "10.00", "idempotencyKey": secrets.token_hex(8)}},
+        ),
+        "recordActivity": (
+            "mutation($i: RecordActivityInput!) { recordActivity(input: $i) { " + fields + " } }",
+            {"i": {"memberId": member_id, "kind": "GYM_VISIT", "occurredAt": occurred, "reference": reference,
+                   "idempotencyKey": secrets.token_hex(8)}},
+        ),
+        "enrollMember": (
+            "mutation($input: EnrollMemberInput!) { enrollMember(input: $input) { " + fields + " } }",
+            enrolment("E-" + secrets.token_hex(4), new_phone(), consent=consent(hub)),
+        ),
+    }  # fmt: skip
+    for name, (query, variables) in paths.items():
+        answer = await partner.gql(query, variables)
+        assert "errors" not in answer, (name, answer)
+        found = answer["data"][name]
+        if isinstance(found, dict) and "errors" in found:
+            assert found["errors"] == [], (name, found)
+
+
+async def test_member_data_is_not_sent_when_its_access_log_cannot_be_written(
+    pos: tuple[PartnerClient, list[str]], hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    partner, ids = pos
+
+    async def broken(rows: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(hub.access_log, "_insert", broken)
+    response = await partner.http.post(
+        "/graphql",
+        json={
+            "query": "query($id: ID!) { member(id: $id) { name points { available } } }",
+            "variables": {"id": ids[0]},
+        },
+        headers={"Authorization": f"Bearer {partner.cached_token or await partner.token()}"},
+    )
+    assert response.status_code == 503, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "data" not in response.json() and "王芳" not in response.text
+    monkeypatch.undo()
+    assert (await partner.gql("query($id: ID!) { member(id: $id) { name } }", {"id": ids[0]}))["data"]["member"]

@@ -6,9 +6,11 @@ from typing import Any
 
 import httpx
 from strawberry.permission import PermissionExtension
+from strawberry.utils.str_converters import to_camel_case
 
 from hub.config import Settings
 from hub.schema import Mutation, Query, build_schema
+from hub.schema.members import NESTED, Member
 from tests.conftest import ROOT, PartnerClient
 
 FEDERATION_FIELDS = {"_service", "_entities"}  # _entities checks scope and consent in resolve_reference
@@ -19,6 +21,22 @@ def test_every_root_field_declares_a_permission() -> None:
         for field in root.__strawberry_definition__.fields:  # type: ignore[attr-defined]
             guarded = any(isinstance(ext, PermissionExtension) for ext in field.extensions)
             assert guarded, f"{root.__name__}.{field.python_name} has no permission"
+
+
+def test_every_field_of_a_member_declares_what_it_discloses() -> None:
+    """A Member field is the partner's own identifiers, a value `handing_out` sets under a declared permission or
+    scope, or a resolver wrapped by `consented`: nothing reaches member data undeclared."""
+    identifiers = {"id", "external_id", "member_since", "view"}  # view: private, never in the schema
+    for field in Member.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        name = field.python_name
+        if name in identifiers:
+            continue
+        nested = NESTED.get(field.graphql_name or name) or NESTED.get(to_camel_case(name))
+        if field.base_resolver is None:
+            assert nested is not None and nested.value is not None, f"Member.{name} is set by nobody"
+            assert nested.permission or nested.scope, f"Member.{name} declares no permission"
+        else:
+            assert getattr(field.base_resolver.wrapped_func, "permission", None), f"Member.{name} is not consented"
 
 
 def test_published_sdl_is_committed() -> None:

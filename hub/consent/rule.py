@@ -36,7 +36,8 @@ def consent_in_force(now: Now) -> ColumnElement[bool]:
 
 def reachable(now: Now) -> ColumnElement[bool]:
     """The member may be reached through this consent: the member is active or provisional, the consent in force."""
-    return and_(member.c.status.in_(REACHABLE), consent_in_force(now))
+    # Equalities, not `IN`: SQLAlchemy re-renders an IN list on every execution (~50 µs on the hot lookup).
+    return and_(or_(*(member.c.status == status for status in REACHABLE)), consent_in_force(now))
 
 
 def consent_status(now: Now) -> ColumnElement[str]:

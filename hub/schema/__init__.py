@@ -6,12 +6,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension, max_aliases, query_depth_limiter
+from strawberry.extensions import SchemaExtension, max_aliases, query_depth_limiter
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 
 from hub.config import Settings
-from hub.consent.access_log import Access
 from hub.errors import DomainError
 from hub.schema.activities import ActivityMutations
 from hub.schema.consent import ConsentMutations
@@ -37,21 +36,6 @@ class Mutation(
     MemberMutations, ConsentMutations, PointsMutations, PurchaseMutations, ActivityMutations, WebhookMutations
 ):
     pass
-
-
-class AccessLogging(SchemaExtension):
-    """Writes the access log for the member data a request read, before its response can leave the hub."""
-
-    async def on_execute(self):
-        yield
-        ctx = self.execution_context.context
-        if not ctx.accessed or ctx.principal is None:
-            return
-        accesses = [
-            Access(member_id, ctx.principal.partner.id, consent_pk, frozenset(permissions), ctx.now)
-            for (member_id, consent_pk), permissions in ctx.accessed.items()
-        ]
-        await ctx.hub.access_log.record(accesses)
 
 
 MAX_REPRESENTATIONS = 100
@@ -100,11 +84,6 @@ def _representation_problem(representation: Any) -> str | None:
     return None
 
 
-def _is_internal(error: GraphQLError) -> bool:
-    """Errors we raised on purpose carry a code; anything else is a bug whose detail must not reach a partner."""
-    return not (error.extensions or {}).get("code")
-
-
 def build_schema(settings: Settings) -> strawberry.federation.Schema:
     if settings.graphql_max_cost:
         documents = prepared_documents(
@@ -122,15 +101,7 @@ def build_schema(settings: Settings) -> strawberry.federation.Schema:
                 max_aliases.create_validator(settings.graphql_max_aliases),
             ],
         )
-    extensions: list[type[SchemaExtension] | object] = [
-        documents,
-        AccessLogging,
-    ]
-    if not settings.development:
-        extensions.append(lambda: MaskErrors(should_mask_error=_is_internal))
-    # Last in the list so that its post-processing runs first (extensions unwind in reverse): codes are attached
-    # before MaskErrors decides what to hide.
-    extensions.append(ErrorCodes)
+    extensions: list[type[SchemaExtension] | object] = [documents, lambda: ErrorCodes(mask=not settings.development)]
     return HubSchema(
         query=Query,
         mutation=Mutation,

@@ -8,6 +8,7 @@ from enum import Enum
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.types.nodes import SelectedField
 
 from hub.consent import requests as consent_requests
 from hub.consent import service
@@ -15,7 +16,8 @@ from hub.consent.models import CONSENT_STATUSES
 from hub.errors import DomainError
 from hub.members import service as members
 from hub.members.service import MemberView
-from hub.schema.context import Info
+from hub.schema.batches import Batch, answer
+from hub.schema.context import Context, Info
 from hub.schema.errors import mutation
 from hub.schema.permissions import scoped
 
@@ -57,15 +59,21 @@ class Consent:
         )
 
 
-async def member_consents(info: Info, view: MemberView) -> list[Consent]:
-    """`Member.consents`: the caller's own consent with each member of a page, read once for the page."""
-    ctx = info.context
+async def _own(ctx: Context, views: Sequence[MemberView]) -> Sequence[list[service.ConsentView]]:
+    async with ctx.hub.db.read() as conn:
+        return await service.of_partner_members(conn, ctx.partner_id, views, ctx.now)
 
-    async def load(views: Sequence[MemberView]) -> list[list[service.ConsentView]]:
-        async with ctx.hub.db.read() as conn:
-            return await service.of_partner_members(conn, ctx.partner_id, views, ctx.now)
 
-    return [Consent.of(c) for c in await ctx.loader("consent.own", load).load(view)]
+OWN_CONSENTS = Batch(("consent.own",), _own)
+
+
+def consents_needs(selected: SelectedField) -> list[Batch]:
+    return [OWN_CONSENTS]
+
+
+def member_consents(info: Info, view: MemberView) -> list[Consent]:
+    """`Member.consents`: the caller's own consent with the member."""
+    return [Consent.of(c) for c in answer(info, OWN_CONSENTS, view)]
 
 
 @strawberry.type

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from strawberry.dataloader import DataLoader
 from strawberry.types import Info as _Info
 
 from hub.auth.principal import Principal
@@ -22,14 +20,9 @@ class Context:
     accessed: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     cost: int | None = None  # of the operation, once measured (schema/limits.py)
     retry_after: int | None = None  # set when the client's cost budget refused the operation: HTTP 429
-    # Per-request loaders: a nested field asked of every member of a page is read once for the whole page.
-    loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
-
-    def loader(self, name: str, load: Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]) -> DataLoader[Any, Any]:
-        found = self.loaders.get(name)
-        if found is None:
-            found = self.loaders[name] = DataLoader(load_fn=_shielded(load))
-        return found
+    # Nested member fields read for every member the request hands out (schema/batches.py): by the read's kind
+    # and arguments, then by member id.
+    batches: dict[tuple[Hashable, ...], dict[int, Any]] = field(default_factory=dict)
 
     def record_access(self, member_id: int, consent_pk: int, permission: str) -> None:
         self.accessed.setdefault((member_id, consent_pk), set()).add(permission)
@@ -41,14 +34,3 @@ class Context:
 
 
 Info = _Info[Context, None]
-
-
-def _shielded(load: Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]) -> Callable[[Sequence[Any]], Awaitable[Any]]:
-    """A batch read runs to its end even when every field waiting for it is cancelled (graphql-core cancels the
-    siblings of a field whose error nulls their parent, and the DataLoader then cancels its batch): cancelled
-    mid-read, a connection was dropped instead of returned to its pool (SQLite showed one a request)."""
-
-    async def run(keys: Sequence[Any]) -> Any:
-        return await asyncio.shield(load(keys))
-
-    return run

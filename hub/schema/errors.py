@@ -39,7 +39,7 @@ def _with_code(error: GraphQLError) -> GraphQLError:
         extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
         message = error.message
     else:
-        return error  # an unexpected exception in a resolver: MaskErrors hides it in production
+        return error  # an unexpected exception in a resolver: hidden in production (ErrorCodes.mask)
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -52,11 +52,29 @@ def _with_code(error: GraphQLError) -> GraphQLError:
 
 
 class ErrorCodes(SchemaExtension):
+    """Every error leaves with a code. An error without one after that is a bug: with `mask` (production) its
+    message, which may carry internals, is replaced and it goes out as INTERNAL_SERVER_ERROR."""
+
+    def __init__(self, *, mask: bool = False) -> None:
+        self.mask = mask
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = [_with_code(e) for e in result.errors]
+            result.errors = [self._public(_with_code(e)) for e in result.errors]
+
+    def _public(self, error: GraphQLError) -> GraphQLError:
+        if not self.mask or (error.extensions or {}).get("code"):
+            return error
+        return GraphQLError(
+            "Unexpected error.",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR"},
+        )
 
 
 # -- mutation payloads -------------------------------------------------------------------------------------------

@@ -3,10 +3,13 @@ list, enrolment and its confirmation."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy.exc import IntegrityError
@@ -16,13 +19,21 @@ from hub.consent.service import CHANNELS, Evidence
 from hub.errors import DomainError
 from hub.members import claims, service
 from hub.members.service import MemberView
-from hub.schema.consent import Consent, member_consents
+from hub.schema.batches import Needs, below, prefetch
+from hub.schema.consent import Consent, consents_needs, member_consents
 from hub.schema.context import Info
 from hub.schema.errors import mutation
 from hub.schema.pagination import PageInfo
-from hub.schema.permissions import consented, member_token, needs_scope, scoped
-from hub.schema.points import MemberPoints, PointsTransactionConnection, member_points, member_points_history
-from hub.schema.programme import MemberTier, PurchaseSummary, member_tier, purchase_summary
+from hub.schema.permissions import consented, disclose, member_token, scope_refused, scoped
+from hub.schema.points import (
+    MemberPoints,
+    PointsTransactionConnection,
+    history_needs,
+    member_points,
+    member_points_history,
+    points_needs,
+)
+from hub.schema.programme import MemberTier, PurchaseSummary, member_tier, purchase_summary, summary_needs, tier_needs
 
 log = logging.getLogger("hub.members")
 
@@ -60,50 +71,33 @@ assert {c.value for c in ConsentChannel} == set(CHANNELS)
 
 @strawberry.federation.type(keys=["id"], description="A member, as the calling partner sees it.")
 class Member:
-    """Every nested field reads through a per-request loader, so a page of members costs one statement per field
-    kind; each loader hands the domain the `MemberView`s (what the consented lookup found), and the domain checks
-    the consent's permission itself."""
+    """Handed out by `handing_out`, which reads what the request asks of its members for all of them at once (one
+    statement per field kind) and sets the fields without arguments as plain values: each member's answer, or
+    its refusal (a field error). Fields with arguments answer from the same reads through their resolvers."""
 
     id: strawberry.ID = strawberry.field(description="Your pairwise id for this member (no other partner has it)")
     external_id: str | None = strawberry.field(description="Your own id for this member, if you enrolled them")
     member_since: dt.datetime = strawberry.field(description="When this member was linked to you")
+    name: str | None = None
+    birthday: dt.date | None = None
+    points: MemberPoints | None = strawberry.field(default=None, description="Coalition-wide balances.")
+    tier: MemberTier | None = strawberry.field(
+        default=None, description="The member's tier: level, benefits at the till, and why (progress and history)."
+    )
+    consents: list[Consent] = strawberry.field(default_factory=list, description="Your consent with this member.")
     view: strawberry.Private[MemberView]
 
-    @strawberry.field(extensions=consented("member:read"))
-    def name(self) -> str | None:
-        return service.profile(self.view).name
-
-    @strawberry.field(extensions=consented("member:read"))
-    def birthday(self) -> dt.date | None:
-        return service.profile(self.view).birthday
-
-    @strawberry.field(extensions=consented("points:read"), description="Coalition-wide balances.")
-    async def points(self, info: Info) -> MemberPoints | None:
-        return await member_points(info, self.view)
-
-    @strawberry.field(extensions=consented("points:read"), description="Your own transactions with this member.")
-    async def points_history(
+    @strawberry.field(description="Your own transactions with this member.")
+    @consented("points:read")
+    def points_history(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> PointsTransactionConnection | None:
-        return await member_points_history(info, self.view, 20 if first is None else first, after)
+        return member_points_history(info, self.view, first, after)
 
-    @strawberry.field(
-        extensions=consented("member:read"),
-        description="The member's tier: level, benefits at the till, and why (progress and history).",
-    )
-    async def tier(self, info: Info) -> MemberTier | None:
-        return await member_tier(info, self.view)
-
-    @strawberry.field(
-        extensions=consented("purchases:read"),
-        description="Spend, visits and categories at every partner over the last months (1-36).",
-    )
-    async def purchase_summary(self, info: Info, months: int = 12) -> PurchaseSummary | None:
-        return await purchase_summary(info, self.view, months)
-
-    @strawberry.field(extensions=needs_scope("consent:read"), description="Your consent with this member.")
-    async def consents(self, info: Info) -> list[Consent]:
-        return await member_consents(info, self.view)
+    @strawberry.field(description="Spend, visits and categories at every partner over the last months (1-36).")
+    @consented("purchases:read")
+    def purchase_summary(self, info: Info, months: int = 12) -> PurchaseSummary | None:
+        return purchase_summary(info, self.view, months)
 
     @classmethod
     def of(cls, view: MemberView) -> Member:
@@ -115,6 +109,59 @@ class Member:
         )
 
 
+@dataclass(frozen=True)
+class Nested:
+    """A nested field of Member: what it reads for every member at once and, for a field without arguments, the
+    permission it needs and the value it is set to (a member's data is `disclose`d: consent-checked and logged)."""
+
+    needs: Needs | None = None
+    permission: str | None = None  # a member's data: the scope and consent permission it needs, logged
+    scope: str | None = None  # the partner's own relationship with the member: a scope only, not logged
+    value: Callable[[Info, MemberView], Any] | None = None
+
+
+NESTED: dict[str, Nested] = {
+    "name": Nested(permission="member:read", value=lambda info, view: service.profile(view).name),
+    "birthday": Nested(permission="member:read", value=lambda info, view: service.profile(view).birthday),
+    "points": Nested(points_needs, permission="points:read", value=member_points),
+    "tier": Nested(tier_needs, permission="member:read", value=member_tier),
+    "consents": Nested(consents_needs, scope="consent:read", value=member_consents),
+    "pointsHistory": Nested(history_needs),  # with arguments: resolvers
+    "purchaseSummary": Nested(summary_needs),
+}
+# The fields set as values are Member's attributes of the same name (one word: the GraphQL and Python names agree).
+assert {n for n, nested in NESTED.items() if nested.value} <= {f.name for f in dataclasses.fields(Member)}
+NEEDS = {name: nested.needs for name, nested in NESTED.items() if nested.needs is not None}
+
+
+async def handing_out(info: Info, views: Sequence[MemberView], *path: str) -> list[Member]:
+    """Members as a resolver hands them out, with what the request asks of them (at `path` below the resolver's
+    field) read for all of them at once and set on each."""
+    asked = below(info, *path)
+    await prefetch(info, views, asked, NEEDS)
+    values = [(f.name, NESTED[f.name]) for f in asked if f.name in NESTED and NESTED[f.name].value]
+    found = []
+    for view in views:
+        member = Member.of(view)
+        for attribute, nested in values:
+            # A refusal is the field's value: graphql-core raises an exception it finds as a field's result.
+            setattr(member, attribute, _value(info, view, nested))
+        found.append(member)
+    return found
+
+
+def _value(info: Info, view: MemberView, nested: Nested) -> Any:
+    assert nested.value is not None
+    value = nested.value
+    if nested.permission is not None:
+        return disclose(info, view, nested.permission, lambda: value(info, view))
+    assert nested.scope is not None
+    principal = info.context.principal
+    if principal is None or not principal.has(nested.scope):
+        return scope_refused(nested.scope)
+    return value(info, view)
+
+
 async def members_by_pairwise_ids(info: Info, pairwise_ids: set[str]) -> dict[str, Member]:
     """Federation's entities: the same scope and consent rule as `member(id:)`, for a batch in one read."""
     principal = info.context.principal
@@ -123,15 +170,24 @@ async def members_by_pairwise_ids(info: Info, pairwise_ids: set[str]) -> dict[st
     ctx = info.context
     async with ctx.hub.db.read() as conn:
         views = await service.by_pairwise_ids(conn, ctx.partner_id, pairwise_ids, ctx.now)
-    return {pairwise_id: Member.of(view) for pairwise_id, view in views.items()}
+    found = await handing_out(info, list(views.values()))  # the fields sit in fragments on Member: opened alike
+    return {member.view.pairwise_id: member for member in found}
 
 
 async def member_of(info: Info, member_id: int) -> Member | None:
-    """The member a command just acted on, as the caller may see them now (null once their consent is gone)."""
+    """The member a command just acted on (its payload's `member`), as the caller may see them now: null once
+    their consent is gone."""
     ctx = info.context
     async with ctx.hub.db.read() as conn:
         view = await service.by_member_id(conn, ctx.partner_id, member_id, ctx.now)
-    return None if view is None else Member.of(view)
+    return await _one(info, view, "member")
+
+
+async def _one(info: Info, view: MemberView | None, *path: str) -> Member | None:
+    if view is None:
+        return None
+    [member] = await handing_out(info, [view], *path)
+    return member
 
 
 @strawberry.type
@@ -204,21 +260,21 @@ class MemberQueries:
         assert ctx.principal is not None and ctx.principal.member_id is not None
         async with ctx.hub.db.read() as conn:
             view = await service.by_member_id(conn, ctx.partner_id, ctx.principal.member_id, ctx.now)
-        return None if view is None else Member.of(view)
+        return await _one(info, view)
 
     @strawberry.field(extensions=scoped("member:read"), description="A member by your pairwise id.")
     async def member(self, info: Info, id: strawberry.ID) -> Member | None:
         ctx = info.context
         async with ctx.hub.db.read() as conn:
             view = await service.by_pairwise_id(conn, ctx.partner_id, str(id), ctx.now)
-        return None if view is None else Member.of(view)
+        return await _one(info, view)
 
     @strawberry.field(extensions=scoped("member:read"), description="A member by your own external id.")
     async def member_by_external_id(self, info: Info, external_id: str) -> Member | None:
         ctx = info.context
         async with ctx.hub.db.read() as conn:
             view = await service.by_external_id(conn, ctx.partner_id, external_id, ctx.now)
-        return None if view is None else Member.of(view)
+        return await _one(info, view)
 
     @strawberry.field(extensions=scoped("member:read"), description="Members who consented to you, 100 at most a page.")
     async def members(
@@ -232,7 +288,8 @@ class MemberQueries:
             result = await service.page(
                 conn, ctx.partner_id, ctx.now, first=50 if first is None else first, after=after
             )
-        edges = [MemberEdge(cursor=cursors.encode(m.pairwise_id), node=Member.of(m)) for m in result.members]
+        nodes = await handing_out(info, result.members, "edges", "node")
+        edges = [MemberEdge(cursor=cursors.encode(m.view.pairwise_id), node=m) for m in nodes]
         return MemberConnection(
             edges=edges, page_info=PageInfo.of([e.cursor for e in edges], has_next=result.has_next, after=after)
         )
@@ -283,7 +340,7 @@ class MemberMutations:
             except Exception:
                 # The enrolment stands; the member can still link it from the portal.
                 log.exception("could not send an enrolment code")
-        return EnrollMemberPayload(member=Member.of(enrolled.member), errors=[])
+        return EnrollMemberPayload(member=await _one(info, enrolled.member, "member"), errors=[])
 
     @mutation(
         extensions=scoped("member:enroll"),
@@ -302,5 +359,5 @@ class MemberMutations:
         if isinstance(result, DomainError):
             raise result  # after the commit, which keeps the wrong guess counted
         return ConfirmEnrollmentPayload(
-            member=Member.of(result.member), linked_existing=result.linked_existing, errors=[]
+            member=await _one(info, result.member, "member"), linked_existing=result.linked_existing, errors=[]
         )

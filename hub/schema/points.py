@@ -10,11 +10,13 @@ from typing import Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.types.nodes import SelectedField
 
 from hub import cursors
 from hub.consent.rule import ConsentRequired, MemberView
 from hub.points import ledger, queries, settlement
-from hub.schema.context import Info
+from hub.schema.batches import Batch, answer, argument, fields_of
+from hub.schema.context import Context, Info
 from hub.schema.errors import mutation
 from hub.schema.pagination import PageInfo
 from hub.schema.permissions import scoped
@@ -130,6 +132,44 @@ class ExpiringPoints:
     expires_at: dt.datetime
 
 
+async def _balances(ctx: Context, views: Sequence[MemberView]) -> Sequence[queries.Balances | ConsentRequired]:
+    async with ctx.hub.db.read() as conn:
+        return await queries.balances_of(conn, views)
+
+
+BALANCES = Batch(("points.balances",), _balances)
+
+
+def expiring_batch(first: int | None) -> Batch:
+    first = 10 if first is None else first
+
+    async def load(ctx: Context, views: Sequence[MemberView]) -> Sequence[list[queries.Expiring] | ConsentRequired]:
+        async with ctx.hub.db.read() as conn:
+            return await queries.expiring_of(conn, views, first)
+
+    return Batch(("points.expiring", first), load)
+
+
+def history_batch(first: int | None, after: str | None) -> Batch:
+    first = 20 if first is None else first
+
+    async def load(ctx: Context, views: Sequence[MemberView]) -> Sequence[queries.HistoryPage | ConsentRequired]:
+        async with ctx.hub.db.read() as conn:
+            return await queries.histories_of(conn, ctx.partner_id, views, first=first, after=after)
+
+    return Batch(("points.history", first, after), load)
+
+
+def points_needs(selected: SelectedField) -> list[Batch]:
+    """`Member.points` and the `expiring` lists asked inside it."""
+    expiring = [f for f in fields_of(selected.selections) if f.name == "expiring"]
+    return [BALANCES, *(expiring_batch(argument(f, "first", int)) for f in expiring)]
+
+
+def history_needs(selected: SelectedField) -> list[Batch]:
+    return [history_batch(argument(selected, "first", int), argument(selected, "after", str))]
+
+
 @strawberry.type
 class MemberPoints:
     available: BigInt
@@ -139,26 +179,13 @@ class MemberPoints:
     view: strawberry.Private[MemberView]
 
     @strawberry.field(description="Available points by the date they expire, soonest first (at most 100).")
-    async def expiring(self, info: Info, first: int | None = 10) -> list[ExpiringPoints]:
-        ctx = info.context
-        first = 10 if first is None else first
-
-        async def load(views: Sequence[MemberView]) -> Sequence[list[queries.Expiring] | ConsentRequired]:
-            async with ctx.hub.db.read() as conn:
-                return await queries.expiring_of(conn, views, first)
-
-        rows = await ctx.loader(f"points.expiring:{first}", load).load(self.view)
+    def expiring(self, info: Info, first: int | None = 10) -> list[ExpiringPoints]:
+        rows = answer(info, expiring_batch(first), self.view)
         return [ExpiringPoints(points=BigInt(r.points), expires_at=r.expires_at) for r in rows]
 
 
-async def member_points(info: Info, view: MemberView) -> MemberPoints:
-    ctx = info.context
-
-    async def load(views: Sequence[MemberView]) -> Sequence[queries.Balances | ConsentRequired]:
-        async with ctx.hub.db.read() as conn:
-            return await queries.balances_of(conn, views)
-
-    found = await ctx.loader("points.balances", load).load(view)
+def member_points(info: Info, view: MemberView) -> MemberPoints:
+    found = answer(info, BALANCES, view)
     return MemberPoints(
         available=BigInt(found.available),
         pending=BigInt(found.pending),
@@ -180,16 +207,10 @@ class PointsTransactionConnection:
     page_info: PageInfo
 
 
-async def member_points_history(
-    info: Info, view: MemberView, first: int, after: str | None
+def member_points_history(
+    info: Info, view: MemberView, first: int | None, after: str | None
 ) -> PointsTransactionConnection:
-    ctx = info.context
-
-    async def load(views: Sequence[MemberView]) -> Sequence[queries.HistoryPage | ConsentRequired]:
-        async with ctx.hub.db.read() as conn:
-            return await queries.histories_of(conn, ctx.partner_id, views, first=first, after=after)
-
-    page = await ctx.loader(f"points.history:{first}:{after}", load).load(view)
+    page = answer(info, history_batch(first, after), view)
     edges = [
         PointsTransactionEdge(cursor=cursors.encode(t.public_id), node=PointsTransaction.of(t))
         for t in page.transactions

@@ -4,15 +4,18 @@ for a whole page of members at once."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from decimal import Decimal
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from hub.consent.rule import ConsentRequired, MemberView
 from hub.programme.config import Level
 from hub.purchases import service as purchases
-from hub.schema.context import Info
+from hub.schema.batches import Batch, answer, argument, fields_of
+from hub.schema.context import Context, Info
 from hub.tiers import service as tiers
 
 
@@ -56,6 +59,33 @@ class TierChange:
     at: dt.datetime
 
 
+def tier_history_batch(first: int | None) -> Batch:
+    first = 10 if first is None else first
+
+    async def load(ctx: Context, views: Sequence[MemberView]) -> Sequence[list[tiers.Change] | ConsentRequired]:
+        async with ctx.hub.db.read() as conn:
+            return await tiers.histories_of(conn, views, first)
+
+    return Batch(("tiers.history", first), load)
+
+
+async def _standings(ctx: Context, views: Sequence[MemberView]) -> Sequence[tiers.Standing | ConsentRequired]:
+    settings = ctx.hub.settings
+    async with ctx.hub.db.read() as conn:
+        return await tiers.standings_of(
+            conn, views, settings.programme.at(ctx.now), ctx.now, settings.points_policy.zone
+        )
+
+
+STANDINGS = Batch(("tiers.standing",), _standings)
+
+
+def tier_needs(selected: SelectedField) -> list[Batch]:
+    """`Member.tier` and the `history` lists asked inside it."""
+    history = [f for f in fields_of(selected.selections) if f.name == "history"]
+    return [STANDINGS, *(tier_history_batch(argument(f, "first", int)) for f in history)]
+
+
 @strawberry.type
 class MemberTier:
     level: int
@@ -66,46 +96,38 @@ class MemberTier:
     view: strawberry.Private[MemberView]
 
     @strawberry.field(description="Changes of level, newest first (at most 100).")
-    async def history(self, info: Info, first: int | None = 10) -> list[TierChange]:
-        ctx = info.context
-        first = 10 if first is None else first
-
-        async def load(views: Sequence[MemberView]) -> Sequence[list[tiers.Change] | ConsentRequired]:
-            async with ctx.hub.db.read() as conn:
-                return await tiers.histories_of(conn, views, first)
-
-        changes = await ctx.loader(f"tiers.history:{first}", load).load(self.view)
+    def history(self, info: Info, first: int | None = 10) -> list[TierChange]:
+        changes = answer(info, tier_history_batch(first), self.view)
         return [TierChange(from_level=c.from_level, to_level=c.to_level, reason=c.reason, at=c.at) for c in changes]
 
 
+# A level's description is the same for every member who holds it: built once per level, shared by a page.
+@functools.cache
 def _level(level: Level) -> TierLevel:
     return TierLevel(level=level.level, name=level.name, threshold=level.threshold.quantize(Decimal("0.01")))
 
 
-async def member_tier(info: Info, view: MemberView) -> MemberTier:
-    ctx = info.context
-    settings = ctx.hub.settings
-    version = settings.programme.at(ctx.now)
-    zone = settings.points_policy.zone
+@functools.cache
+def _benefits(level: Level) -> TierBenefits:
+    return TierBenefits(
+        discount_rate=level.discount_rate,
+        points_multiplier=level.points_multiplier,
+        birthday_gift=level.birthday_gift,
+        free_health_check=level.free_health_check,
+        priority_purchase=level.priority_purchase,
+    )
 
-    async def load(views: Sequence[MemberView]) -> Sequence[tiers.Standing | ConsentRequired]:
-        async with ctx.hub.db.read() as conn:
-            return await tiers.standings_of(conn, views, version, ctx.now, zone)
 
-    standing = await ctx.loader("tiers.standing", load).load(view)
+def member_tier(info: Info, view: MemberView) -> MemberTier:
+    standing = answer(info, STANDINGS, view)
     current, progress = standing.state, standing.progress
+    version = info.context.hub.settings.programme.at(info.context.now)
     level = version.tiers.by_number(current.level)
     return MemberTier(
         level=level.level,
         name=level.name,
         since=current.since,
-        benefits=TierBenefits(
-            discount_rate=level.discount_rate,
-            points_multiplier=level.points_multiplier,
-            birthday_gift=level.birthday_gift,
-            free_health_check=level.free_health_check,
-            priority_purchase=level.priority_purchase,
-        ),
+        benefits=_benefits(level),
         progress=TierProgress(
             growth_value=yuan_of(progress.growth),
             window_start=progress.window_start,
@@ -133,15 +155,22 @@ class PurchaseSummary:
     categories: list[CategorySpend]
 
 
-async def purchase_summary(info: Info, view: MemberView, months: int) -> PurchaseSummary:
-    ctx = info.context
-    zone = ctx.hub.settings.points_policy.zone
+def summary_batch(months: int | None) -> Batch:
+    months = 12 if months is None else months
 
-    async def load(views: Sequence[MemberView]) -> Sequence[purchases.Summary | ConsentRequired]:
+    async def load(ctx: Context, views: Sequence[MemberView]) -> Sequence[purchases.Summary | ConsentRequired]:
         async with ctx.hub.db.read() as conn:
-            return await purchases.summaries_of(conn, views, months, ctx.now, zone)
+            return await purchases.summaries_of(conn, views, months, ctx.now, ctx.hub.settings.points_policy.zone)
 
-    found = await ctx.loader(f"purchases.summary:{months}", load).load(view)
+    return Batch(("purchases.summary", months), load)
+
+
+def summary_needs(selected: SelectedField) -> list[Batch]:
+    return [summary_batch(argument(selected, "months", int))]
+
+
+def purchase_summary(info: Info, view: MemberView, months: int | None) -> PurchaseSummary:
+    found = answer(info, summary_batch(months), view)
     return PurchaseSummary(
         months=found.months,
         since=found.since,
