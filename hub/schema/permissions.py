@@ -124,8 +124,3 @@ def scoped(scope: str) -> list[FieldExtension]:
 
 def member_token() -> list[FieldExtension]:
     return [PermissionExtension(permissions=[Authenticated(), MemberToken()], use_directives=False)]
-
-
-def needs_scope(scope: str) -> list[FieldExtension]:
-    """A nested field about the caller's own relationship with the member (not member data): scope only."""
-    return [PermissionExtension(permissions=[RequireScope(scope)], use_directives=False)]
