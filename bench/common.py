@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import re
 import secrets
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from hub import migrate
 from hub.config import Settings
 from hub.consent.service import Evidence
 from hub.members import service as members
@@ -157,3 +164,61 @@ async def seed_partner(settings: Settings, count: int, scopes: set[str], permiss
     await hub.close()
     assert client.client_secret is not None
     return Seeded(client.client_id, client.client_secret, partner.id, ids)
+
+
+def arguments(runs: int = 3, connections: int = 32, **extra: Any) -> argparse.ArgumentParser:
+    """The options every wrk benchmark takes (each may add its own), and wrk itself checked for."""
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", default=os.environ.get("HUB_DATABASE_URL", "sqlite:///"))
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=connections)
+    for name, default in extra.items():
+        parser.add_argument(f"--{name}", type=type(default), default=default)
+    return parser
+
+
+@dataclass(frozen=True)
+class Prepared:
+    url: str
+    workdir: Path
+    settings: Settings
+    seeded: Seeded
+
+
+def prepared(
+    database: str, name: str, members: int, permissions: list[str], scopes: set[str] | None = None
+) -> Prepared:
+    """A fresh database built by the migrations and one pharmacy with `members` members who consented to
+    `permissions` (call `analyze` once everything is seeded)."""
+    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    url = fresh_database(database, workdir, name)
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
+    seeded = asyncio.run(seed_partner(settings, members, scopes or set(permissions), permissions))
+    return Prepared(url, workdir, settings, seeded)
+
+
+def token(base: str, seeded: Seeded) -> str:
+    answer = httpx.post(
+        base + "/oauth/token", data={"grant_type": "client_credentials"}, auth=(seeded.client_id, seeded.client_secret)
+    )
+    return str(answer.json()["access_token"])
+
+
+def alternate(targets: dict[str, tuple[str, Path]], runs: int, seconds: int, connections: int) -> dict[str, Any]:
+    """wrk against each (base URL, script) in turn, after a 3 s warm-up of each, so that drift on a shared machine
+    hits all alike: requests per second of every run, and requests completed, by target."""
+    for base, script in targets.values():
+        wrk(base, script, 3, connections, threads=1)
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    done = dict.fromkeys(targets, 0)
+    for _ in range(runs):
+        for name, (base, script) in targets.items():
+            rate, completed = wrk(base, script, seconds, connections, threads=1)
+            rates[name].append(rate)
+            done[name] += completed
+    return {"runs": rates, "requests": done, "medians": {n: statistics.median(r) for n, r in rates.items()}}

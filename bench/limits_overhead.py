@@ -14,23 +14,13 @@ Needs wrk (Debian package `wrk`).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
-import os
-import shutil
-import statistics
-import sys
-import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import analyze, fresh_database, hub_server, seed_partner, wrk
-from hub import migrate
-from hub.config import Settings
+from bench.common import alternate, analyze, arguments, hub_server, prepared, token
 
 QUERY = "query Member($id: ID!) { member(id: $id) { id externalId name birthday memberSince } }"
 
@@ -48,66 +38,33 @@ OFF = {"HUB_GRAPHQL_MAX_COST": "0", "HUB_RATE_LIMIT_REQUESTS": "0", "HUB_RATE_LI
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--database", default=os.environ.get("HUB_DATABASE_URL", "sqlite:///"))
-    parser.add_argument("--members", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--redis", default=None, help="count rate limits in this Redis (HUB_REDIS_URL)")
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is needed: apt-get install wrk")
-
-    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    url = fresh_database(args.database, workdir, "hub_bench")
-    migrate.upgrade(url)
-    settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
-    seeded = asyncio.run(seed_partner(settings, args.members, {"member:read"}, ["member:read"]))
-    analyze(url)
+    args = arguments(runs=5, redis="").parse_args()
+    ready = prepared(args.database, "hub_bench", args.members, ["member:read"])
+    analyze(ready.url)
     on_env = {"HUB_REDIS_URL": args.redis} if args.redis else {}
-
-    results: dict[str, list[float]] = {"on": [], "off": []}
+    ids = ",".join(f'"{i}"' for i in ready.seeded.member_ids)
     with ExitStack() as stack:
-        bases = {
-            "on": stack.enter_context(hub_server(url, workdir, extra_env=on_env)),
-            "off": stack.enter_context(hub_server(url, workdir, extra_env=OFF)),
-        }
-        scripts = {}
-        for mode, base in bases.items():
-            token = httpx.post(
-                base + "/oauth/token",
-                data={"grant_type": "client_credentials"},
-                auth=(seeded.client_id, seeded.client_secret),
-            ).json()["access_token"]
+        targets = {}
+        for mode, env in (("on", on_env), ("off", OFF)):
+            base = stack.enter_context(hub_server(ready.url, ready.workdir, extra_env=env))
+            bearer = token(base, ready.seeded)
             check = httpx.post(
                 base + "/graphql",
-                json={"query": QUERY, "variables": {"id": seeded.member_ids[0]}},
-                headers={"Authorization": f"Bearer {token}"},
+                json={"query": QUERY, "variables": {"id": ready.seeded.member_ids[0]}},
+                headers={"Authorization": f"Bearer {bearer}"},
             ).json()
-            assert check["data"]["member"]["id"] == seeded.member_ids[0], check
+            assert check["data"]["member"]["id"] == ready.seeded.member_ids[0], check
             assert ("cost" in check.get("extensions", {})) == (mode == "on"), check
-            path = workdir / f"{mode}.lua"
-            path.write_text(
-                LUA
-                % {
-                    "ids": ",".join(f'"{i}"' for i in seeded.member_ids),
-                    "token": token,
-                    "query": QUERY.replace('"', '\\"'),
-                }
-            )
-            scripts[mode] = path
-        for mode in ("on", "off"):  # warm-up
-            wrk(bases[mode], scripts[mode], 3, args.connections, threads=1)
-        for _ in range(args.runs):
-            for mode in ("on", "off"):
-                results[mode].append(wrk(bases[mode], scripts[mode], args.seconds, args.connections, threads=1)[0])
+            script = ready.workdir / f"{mode}.lua"
+            script.write_text(LUA % {"ids": ids, "token": bearer, "query": QUERY.replace('"', '\\"')})
+            targets[mode] = (base, script)
+        measured = alternate(targets, args.runs, args.seconds, args.connections)
 
-    on, off = statistics.median(results["on"]), statistics.median(results["off"])
+    on, off = measured["medians"]["on"], measured["medians"]["off"]
     report = {
-        "database": make_url(url).get_backend_name(),
+        "database": make_url(ready.url).get_backend_name(),
         "rate_limit_storage": "redis" if args.redis else "memory",
-        "runs": results,
+        "runs": measured["runs"],
         "on_median_rps": on,
         "off_median_rps": off,
         "overhead": round(1 - on / off, 3),

@@ -16,22 +16,14 @@ Needs wrk (Debian package `wrk`).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
-import shutil
-import statistics
-import sys
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import analyze, fresh_database, hub_server, seed_partner, wrk
-from hub import migrate
+from bench.common import alternate, analyze, arguments, hub_server, prepared, token
 from hub.config import Settings
 from hub.points import ledger
 from hub.purchases import service as purchases
@@ -72,58 +64,32 @@ async def shop(settings: Settings, partner_pk: int, member_ids: list[str]) -> No
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--database", default=os.environ.get("HUB_DATABASE_URL", "sqlite:///"))
-    parser.add_argument("--members", type=int, default=1000)
-    parser.add_argument("--first", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=16)
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is needed: apt-get install wrk")
-
-    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    url = fresh_database(args.database, workdir, "hub_bench")
-    migrate.upgrade(url)
-    settings = Settings(database_url=url, keys_dir=workdir / "keys", env="production")
+    args = arguments(connections=16, first=100).parse_args()
     permissions = ["member:read", "points:read", "points:earn", "purchases:write"]
-    seeded = asyncio.run(seed_partner(settings, args.members, set(permissions), permissions))
-    asyncio.run(shop(settings, seeded.partner_pk, seeded.member_ids))
-    analyze(url)
-
-    results: dict[str, list[float]] = {"graphql": [], "raw": []}
-    with hub_server(url, workdir, app="bench.app:create_bench_app") as base:
-        token = httpx.post(
-            base + "/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(seeded.client_id, seeded.client_secret),
-        ).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+    ready = prepared(args.database, "hub_bench", args.members, permissions)
+    asyncio.run(shop(ready.settings, ready.seeded.partner_pk, ready.seeded.member_ids))
+    analyze(ready.url)
+    with hub_server(ready.url, ready.workdir, app="bench.app:create_bench_app") as base:
+        bearer = token(base, ready.seeded)
+        auth = {"Authorization": f"Bearer {bearer}"}
         check_gql = httpx.post(
             base + "/graphql", json={"query": QUERY, "variables": {"first": args.first}}, headers=auth
         ).json()
         check_raw = httpx.get(base + "/bench/raw-page", params={"first": args.first}, headers=auth).json()
         assert check_gql == {**check_raw, "extensions": check_gql["extensions"]}, (check_gql, check_raw)
         assert len(check_raw["data"]["members"]["edges"]) == args.first
-
-        scripts = {}
+        targets = {}
         for mode in ("graphql", "raw"):
-            path = workdir / f"{mode}.lua"
-            values = {"mode": mode, "token": token, "query": QUERY.replace('"', '\\"'), "first": args.first}
-            path.write_text(LUA % values)
-            scripts[mode] = path
-        for mode in ("graphql", "raw"):  # warm-up
-            wrk(base, scripts[mode], 3, args.connections, threads=1)
-        for _ in range(args.runs):
-            for mode in ("graphql", "raw"):
-                results[mode].append(wrk(base, scripts[mode], args.seconds, args.connections, threads=1)[0])
-
-    graphql, raw = statistics.median(results["graphql"]), statistics.median(results["raw"])
+            script = ready.workdir / f"{mode}.lua"
+            values = {"mode": mode, "token": bearer, "query": QUERY.replace('"', '\\"'), "first": args.first}
+            script.write_text(LUA % values)
+            targets[mode] = (base, script)
+        measured = alternate(targets, args.runs, args.seconds, args.connections)
+    graphql, raw = measured["medians"]["graphql"], measured["medians"]["raw"]
     report = {
-        "database": make_url(url).get_backend_name(),
+        "database": make_url(ready.url).get_backend_name(),
         "first": args.first,
-        "runs": results,
+        "runs": measured["runs"],
         "graphql_median_rps": graphql,
         "raw_median_rps": raw,
         "ratio": round(graphql / raw, 3),
