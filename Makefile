@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check hub tests bench migrations
-	$(BIN)/ruff format --check hub tests bench migrations
+	$(BIN)/ruff check hub tests bench
+	$(BIN)/ruff format --check hub tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -9,6 +9,7 @@ Code that is synchronous by nature (authlib's server core) runs inside a write t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -61,6 +62,8 @@ def backend(url: str) -> str:
     name = make_url(url).get_backend_name()
     if name not in _ASYNC_DRIVERS:
         raise ValueError(f"unsupported database {name!r}: use sqlite:/// or postgresql://")
+    if name == "postgresql" and not all(importlib.util.find_spec(m) for m in ("asyncpg", "psycopg")):
+        raise ValueError("PostgreSQL needs its drivers: pip install 'hub[postgresql]'")
     return name
 
 

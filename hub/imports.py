@@ -71,6 +71,7 @@ class Report:
     provisional: int = 0  # members under a phone the hub knew: linked only once its owner confirms
     rejects_file: str = ""
     last_line: int = 0
+    encoding: str = "utf-8"
 
 
 @dataclass
@@ -90,8 +91,46 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _items(path: Path, kind: str) -> Iterator[_Item]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+# What `--encoding` accepts, and what Python calls it. GB18030 extends GBK (what Excel writes on a Chinese Windows
+# PC) and GB2312; UTF-8 files may start with a byte-order mark (Excel's "CSV UTF-8").
+ENCODINGS = {"utf-8": "utf-8-sig", "gb18030": "gb18030", "gbk": "gb18030", "gb2312": "gb18030"}
+
+
+def encoding_of(path: Path, given: str | None = None) -> str:
+    """The file's text encoding: the one given, else UTF-8 if the whole file is UTF-8, else GB18030. Every line
+    must decode; if none fits, the error names the first line that does not (under UTF-8, or the one given)."""
+    if given is not None and given.lower() not in ENCODINGS:
+        raise DomainError("INVALID_INPUT", f"encoding must be one of {', '.join(ENCODINGS)}", "encoding")
+    candidates = [given.lower()] if given else ["utf-8", "gb18030"]
+    failures = []
+    for name in candidates:
+        line = _undecodable_line(path, ENCODINGS[name])
+        if line is None:
+            return name
+        failures.append((name, line))
+    name, line = failures[0]
+    tried = " or ".join(n.upper() for n, _ in failures)
+    raise DomainError(
+        "INVALID_ENCODING",
+        f"{path.name}: line {line} is not {name.upper()} text (tried {tried}); save the file as UTF-8 or give "
+        "--encoding",
+        "file",
+    )
+
+
+def _undecodable_line(path: Path, codec: str) -> int | None:
+    # Line by line: in UTF-8 and GB18030 a newline byte is never part of another character.
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                raw.decode(codec if number == 1 else codec.removesuffix("-sig"))
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
+def _items(path: Path, kind: str, encoding: str) -> Iterator[_Item]:
+    with path.open(newline="", encoding=ENCODINGS[encoding]) as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or [])
         known = set(MEMBER_COLUMNS if kind == "members" else PURCHASE_COLUMNS)
@@ -231,10 +270,13 @@ async def run(
     rejects: Path,
     batch: int | None = None,
     progress: Callable[[int], None] | None = None,
+    encoding: str | None = None,
 ) -> Report:
-    """Import `path`; `progress` is told how many lines each committed batch covered."""
+    """Import `path` (in `encoding`, or the one it is found to be in); `progress` is told how many lines each
+    committed batch covered."""
     if kind not in REQUIRED:
         raise DomainError("INVALID_INPUT", "kind must be members or purchases", "kind")
+    text_encoding = encoding_of(path, encoding)
     batch = batch or 5000
     digest = file_hash(path)
     async with hub.db.write() as conn:
@@ -242,7 +284,9 @@ async def run(
         if owner is None:
             raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner_public_id!r}", "partner")
         job = await _job(conn, owner.id, kind, digest, hub.clock.now())
-    report = Report(kind, count_lines(path), resumed_after=job.last_line, rejects_file=str(rejects))
+    report = Report(
+        kind, count_lines(path), resumed_after=job.last_line, rejects_file=str(rejects), encoding=text_encoding
+    )
     report.accepted, report.rejected, report.last_line = job.accepted, job.rejected, job.last_line
     report.provisional = job.provisional
     if job.finished_at is not None:
@@ -255,7 +299,7 @@ async def run(
         if mode == "w":
             writer.writerow(["line", "code", "reason", *(MEMBER_COLUMNS if kind == "members" else PURCHASE_COLUMNS)])
         pending: list[_Item] = []
-        for item in _items(path, kind):
+        for item in _items(path, kind, text_encoding):
             if item.last_line <= job.last_line:
                 continue
             pending.append(item)

@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
 from hub.db import backend
+
+if TYPE_CHECKING:
+    import asyncpg
 
 CHANNEL = "hub_token_state"
 RECONNECT_SECONDS = 5.0
@@ -82,6 +84,8 @@ class TokenStates:
 
     async def _listen(self, dsn: str) -> None:
         try:
+            import asyncpg  # the PostgreSQL extra: a hub on SQLite never gets here
+
             listener = await asyncpg.connect(dsn, timeout=RECONNECT_SECONDS)
             listener.add_termination_listener(self._lost)
             await listener.add_listener(CHANNEL, self.changed)

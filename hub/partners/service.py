@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.auth import scopes as scope_catalogue
+from hub.auth.models import access_token, refresh_token
 from hub.errors import DomainError
 from hub.ids import new_id, secret_hash
 from hub.partners.models import AUTH_METHODS, PARTNER_KINDS, client_secret, oauth_client, partner, partner_terms
@@ -249,3 +250,100 @@ async def set_terms(
     else:
         await conn.execute(update(partner_terms).where(partner_terms.c.partner_id == owner.id).values(**values))
     return Terms(point_value=value, billing=mode, activity_kinds=tuple(kinds))
+
+
+@dataclass(frozen=True)
+class ClientView:
+    client_id: str
+    partner_public_id: str
+    name: str
+    scopes: str
+    auth_method: str
+    status: str
+    secrets: int  # live secrets (two for a while after a rotation with a grace period)
+    created_at: datetime
+
+
+async def list_clients(conn: AsyncConnection, *, partner_public_id: str | None, now: datetime) -> list[ClientView]:
+    live = (
+        select(func.count())
+        .where(
+            client_secret.c.client_pk == oauth_client.c.id,
+            client_secret.c.revoked_at.is_(None),
+            (client_secret.c.expires_at.is_(None)) | (client_secret.c.expires_at > now),
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(oauth_client, partner.c.public_id.label("partner_public_id"), live.label("secrets"))
+        .join(partner, partner.c.id == oauth_client.c.partner_id)
+        .order_by(oauth_client.c.id)
+    )
+    if partner_public_id is not None:
+        query = query.where(partner.c.public_id == partner_public_id)
+    return [
+        ClientView(
+            r.client_id, r.partner_public_id, r.name, r.allowed_scopes, r.auth_method, r.status, r.secrets, r.created_at
+        )
+        for r in await conn.execute(query)
+    ]
+
+
+async def set_client_status(conn: AsyncConnection, client_id: str, status: str) -> None:
+    """Disable or re-enable a client. A disabled client gets no token, and the tokens it holds stop working at
+    their next request: every process's token-state cache is emptied by the change (migration 0007)."""
+    done = await conn.execute(update(oauth_client).where(oauth_client.c.client_id == client_id).values(status=status))
+    if not done.rowcount:
+        raise DomainError("CLIENT_NOT_FOUND", "no such client", "client")
+
+
+async def set_partner_status(conn: AsyncConnection, public_id: str, status: str) -> Partner:
+    """Suspend or resume a partner: every client of a suspended partner is refused, at the next request."""
+    row = (
+        await conn.execute(
+            update(partner).where(partner.c.public_id == public_id).values(status=status).returning(partner)
+        )
+    ).one_or_none()
+    if row is None:
+        raise DomainError("PARTNER_NOT_FOUND", f"no partner {public_id!r}", "partner")
+    return _partner(row)
+
+
+async def rotate_client_secret(
+    conn: AsyncConnection, client_id: str, *, now: datetime, grace: timedelta, revoke_tokens: bool
+) -> str:
+    """A new secret for the client, returned once. The old ones stop working now, or after `grace` so the partner
+    can deploy the new one without downtime; `revoke_tokens` also ends every token the client holds (a leak)."""
+    if not timedelta(0) <= grace <= timedelta(days=7):
+        raise DomainError("INVALID_INPUT", "the grace period is 0 to 7 days", "grace")
+    row = (
+        await conn.execute(
+            select(oauth_client.c.id, oauth_client.c.auth_method).where(oauth_client.c.client_id == client_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise DomainError("CLIENT_NOT_FOUND", "no such client", "client")
+    if row.auth_method == "private_key_jwt":
+        raise DomainError("INVALID_INPUT", "this client authenticates with its keys, not a secret", "client")
+    ends = now + grace
+    await conn.execute(
+        update(client_secret)
+        .where(
+            client_secret.c.client_pk == row.id,
+            client_secret.c.revoked_at.is_(None),
+            (client_secret.c.expires_at.is_(None)) | (client_secret.c.expires_at > ends),
+        )
+        .values(**({"revoked_at": now} if not grace else {"expires_at": ends}))
+    )
+    secret = new_client_secret()
+    await conn.execute(
+        insert(client_secret).values(
+            client_pk=row.id, secret_hash=secret_hash(secret), hint=secret[-4:], created_at=now
+        )
+    )
+    if revoke_tokens:
+        for table in (access_token, refresh_token):
+            await conn.execute(
+                update(table).where(table.c.client_pk == row.id, table.c.revoked_at.is_(None)).values(revoked_at=now)
+            )
+    return secret

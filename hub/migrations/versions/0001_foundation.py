@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from migrations.append_only import append_only
+from hub.migrations.append_only import append_only
 
 revision = "0001"
 down_revision = None

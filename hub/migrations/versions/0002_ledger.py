@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.append_only import append_only
+from hub.migrations.append_only import append_only
 
 revision = "0002"
 down_revision = "0001"
