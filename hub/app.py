@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/healthz", health, methods=["GET"]),
             Route("/schema.graphql", sdl, methods=["GET"]),
             Route("/graphql", endpoint, methods=["GET", "POST"]),
+            *([Route("/graphiql/{name}", endpoint.graphiql.asset, methods=["GET"])] if endpoint.graphiql else []),
             *oauth_routes.routes,
             *portal_routes.routes,
         ],

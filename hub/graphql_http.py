@@ -3,8 +3,8 @@ rate, then a JSON POST is executed.
 
 The hub serves `POST application/json` itself, the one transport partners use (queries via GET, batches,
 multipart uploads and subscriptions are off), instead of through strawberry's general view, which handles every
-transport and cost ~8 % of a redemption's CPU (bench/redeem.py). GET renders GraphiQL in development (through
-strawberry's view) and is otherwise refused with a JSON error.
+transport and cost ~8 % of a redemption's CPU (bench/redeem.py). GET renders GraphiQL in development (the hub's
+own page and pinned assets, hub/graphiql) and is otherwise refused with a JSON error.
 
 The body is checked before GraphQL sees it: JSON nested at most 64 deep, and no text the hub refuses anywhere
 (hub/text.py). In development an anonymous POST may introspect the schema (GraphiQL needs it); anything else
@@ -21,7 +21,6 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -33,6 +32,7 @@ from hub.auth.principal import Principal, authenticate
 from hub.auth.rate_limits import RateLimited
 from hub.auth.tokens import InvalidToken
 from hub.consent.access_log import Access
+from hub.graphiql import GraphiQL
 from hub.schema import build_schema
 from hub.schema.context import Context
 from hub.schema.limits import is_introspection
@@ -41,7 +41,6 @@ from hub.state import Hub
 MAX_BODY_BYTES = 1 << 20  # a GraphQL document plus variables; a purchase with hundreds of lines is ~100 kB
 _POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 log = logging.getLogger("hub.graphql")
-_PRINCIPAL = "hub.principal"
 
 
 class BadRequest(Exception):
@@ -94,27 +93,11 @@ def with_codes(result: ExecutionResult) -> GraphQLHTTPResponse:
     return response
 
 
-class _GraphiQL(GraphQL[Context, None]):
-    """Strawberry's view, kept for GET: GraphiQL in development, a refusal of queries via GET."""
-
-    def __init__(self, hub: Hub, schema: Any) -> None:
-        super().__init__(
-            schema, graphql_ide="graphiql" if hub.settings.development else None, allow_queries_via_get=False
-        )
-        self.hub = hub
-
-    async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(hub=self.hub, principal=request.scope.get(_PRINCIPAL), now=self.hub.clock.now())
-
-    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
-        return with_codes(result)
-
-
 class GraphQLEndpoint:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.schema = build_schema(hub.settings)
-        self.graphiql = _GraphiQL(hub, self.schema)
+        self.graphiql = GraphiQL() if hub.settings.development else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -142,9 +125,8 @@ class GraphQLEndpoint:
     async def _get(
         self, request: Request, principal: Principal | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if self.hub.settings.development and "query" not in request.query_params:
-            scope[_PRINCIPAL] = principal
-            await self.graphiql(scope, receive, send)
+        if self.graphiql is not None and "query" not in request.query_params:
+            await self.graphiql.page()(scope, receive, send)
             return
         refusal = BadRequest(
             405, "METHOD_NOT_ALLOWED", "send GraphQL requests as POST with an application/json body", {"Allow": "POST"}

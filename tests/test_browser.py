@@ -269,3 +269,43 @@ async def test_linking_a_partners_enrolment_in_the_browser(
     assert "Saved" in await page.text_content("[role=status]")
     assert "approved in the portal" in (await page.text_content(".merge") or "")
     assert (await gym.gql(POINTS, {"id": gym_id}))["data"]["member"]["points"]["available"] == 300
+
+
+async def test_graphiql_runs_a_query_with_no_network_but_the_hub(
+    database_url: str, page: Any, make_partner: Any, shots: Path, tmp_path: Path
+) -> None:
+    """GraphiQL's files come from the hub itself: with every request to anywhere else refused, the page loads and
+    runs a query, and leaves neither the token nor anything else in the browser's storage."""
+    env = {"HUB_DATABASE_URL": database_url, "HUB_KEYS_DIR": str(tmp_path / "keys"), "HUB_ENV": "development"}
+    partner = await make_partner()
+    with live_server(env, _free_port()) as base:
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{base}/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(partner.client_id, partner.client_secret),
+            )
+        token = answer.json()["access_token"]
+        elsewhere: list[str] = []
+
+        async def only_the_hub(route: Any) -> None:
+            if route.request.url.startswith(base + "/"):
+                await route.continue_()
+            else:
+                elsewhere.append(route.request.url)
+                await route.abort()
+
+        await page.context.route("**/*", only_the_hub)
+        await page.goto(f"{base}/graphql")
+        await page.wait_for_selector(".graphiql-container", timeout=20_000)
+        await page.fill("#token", token)
+        await page.click(".graphiql-execute-button")
+        # Locators, not evaluated scripts: the page's Content-Security-Policy allows no eval, Playwright's included.
+        answer_pane = page.locator(".result-window").filter(has_text="pharmacy_chain")
+        await answer_pane.wait_for(timeout=20_000)
+        result = await answer_pane.text_content()
+        await page.screenshot(path=str(shots / "10-graphiql-offline.png"), full_page=True)
+        stored = await page.context.storage_state()
+    assert elsewhere == [], elsewhere
+    assert "member:read" in (result or "")
+    assert stored["origins"] == [], stored  # nothing in localStorage for the hub (or anyone)
