@@ -20,6 +20,7 @@ from starlette.routing import Route
 from hub.auth import routes as oauth_routes
 from hub.clock import Clock
 from hub.config import Settings
+from hub.developers import developers
 from hub.graphql_http import GraphQLEndpoint
 from hub.portal import routes as portal_routes
 from hub.state import Hub
@@ -44,6 +45,7 @@ async def index(request: Request) -> Response:
             "graphql": f"{issuer}/graphql",
             "schema": f"{issuer}/schema.graphql",
             "oauth_metadata": f"{issuer}/.well-known/oauth-authorization-server",
+            "documentation": f"{issuer}/developers",
         }
     )
 
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/", index, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/schema.graphql", sdl, methods=["GET"]),
+            Route("/developers", developers, methods=["GET"]),
             Route("/graphql", endpoint, methods=["GET", "POST"]),
             *([Route("/graphiql/{name}", endpoint.graphiql.asset, methods=["GET"])] if endpoint.graphiql else []),
             *oauth_routes.routes,

@@ -485,6 +485,21 @@ async def test_metadata_and_jwks(http: httpx.AsyncClient) -> None:
     assert len({k["kid"] for k in keys}) == len(keys)
 
 
+async def test_metadata_passes_authlibs_own_validation_and_documents_a_page_that_exists(
+    http: httpx.AsyncClient,
+) -> None:
+    from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+
+    meta = (await http.get("/.well-known/oauth-authorization-server")).json()
+    AuthorizationServerMetadata(meta).validate()  # RFC 8414, as a client library checks it
+    assert "private_key_jwt" in meta["revocation_endpoint_auth_methods_supported"]
+    assert meta["revocation_endpoint_auth_signing_alg_values_supported"] == ["ES256", "RS256", "PS256", "EdDSA"]
+    page = await http.get(meta["service_documentation"].removeprefix(ISSUER))
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for needle in ("/oauth/token", "points:redeem", "CONSENT_REQUIRED", "points.redeemed", "冻结与使用积分"):
+        assert needle in page.text, needle
+
+
 async def test_key_rotation_keeps_old_tokens_valid(make_partner: Any, hub: Hub) -> None:
     partner: PartnerClient = await make_partner()
     before = await partner.token()

@@ -11,7 +11,13 @@ from starlette.routing import Route
 
 from hub.auth.keys import ALGORITHM
 from hub.auth.scopes import PARTNER_SCOPES
-from hub.auth.server import GRANT_TYPES, TOKEN_AUTH_METHODS, HubAuthorizationServer, StarletteOAuth2Request
+from hub.auth.server import (
+    ASSERTION_ALGORITHMS,
+    GRANT_TYPES,
+    TOKEN_AUTH_METHODS,
+    HubAuthorizationServer,
+    StarletteOAuth2Request,
+)
 from hub.state import Hub
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -98,11 +104,13 @@ async def metadata(request: Request) -> Response:
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": sorted(PARTNER_SCOPES),
             "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
-            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "revocation_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+            "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "introspection_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+            "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "access_token_signing_alg_values_supported": [ALGORITHM],
-            "service_documentation": f"{issuer}/graphql",
+            "service_documentation": f"{issuer}/developers",
         }
     )
 

@@ -38,6 +38,8 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from joserfc import jwt as joserfc_jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -390,6 +392,9 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
 
 
 MAX_ASSERTION_LIFETIME = 300  # seconds from now that a private_key_jwt assertion's exp may lie
+# What a client may sign its assertion with: asymmetric algorithms only (its registered JWK Set holds public keys),
+# enforced here and advertised in the metadata for every endpoint that takes client authentication.
+ASSERTION_ALGORITHMS = ["ES256", "RS256", "PS256", "EdDSA"]
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -412,6 +417,14 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if isinstance(exp, int | float) and exp > time.time() + MAX_ASSERTION_LIFETIME + self.leeway:
             raise InvalidClientError(description="the client assertion's exp is more than 5 minutes ahead")
         super().verify_claims(claims)
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        try:
+            token = joserfc_jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except JoseError as exc:
+            raise InvalidClientError(description=exc.description) from exc
+        self.verify_claims(token.claims)
+        return token.claims
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
         # A secret-based client has no keys: its assertion then fails verification like any forged one.
