@@ -70,6 +70,10 @@ class Settings:
     sms_gateway_url: str | None = None
     sms_gateway_token: str | None = None
     programme_file: Path | None = None  # None: the built-in defaults (hub/programme/default.toml)
+    # The operator's token for /metrics (never a partner's); without one, /metrics answers in development only.
+    metrics_token: str | None = None
+    log_format: str = ""  # json or text; empty: json in production, text in development
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.env not in ("development", "production"):
@@ -79,6 +83,10 @@ class Settings:
             raise ValueError("HUB_ACCESS_TOKEN_TTL must be between 60 and 900 seconds")
         if not 0 <= self.token_cache_seconds <= 300:
             raise ValueError("HUB_TOKEN_CACHE_SECONDS must be between 0 (off) and 300")
+        if self.log_format not in ("", "json", "text"):
+            raise ValueError(f"HUB_LOG_FORMAT must be json or text, got {self.log_format!r}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"HUB_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         ExpiryRule.parse(self.points_expiry)  # fail at start-up, not at the first earn
         ZoneInfo(self.timezone)
 
@@ -86,6 +94,10 @@ class Settings:
     def secure_cookies(self) -> bool:
         """Portal cookies carry `Secure` whenever the hub is served over https."""
         return self.issuer.startswith("https://")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or (not self.log_format and not self.development)
 
     @property
     def development(self) -> bool:
@@ -127,6 +139,9 @@ class Settings:
             sms_gateway_url=os.environ.get("HUB_SMS_GATEWAY_URL") or None,
             sms_gateway_token=os.environ.get("HUB_SMS_GATEWAY_TOKEN") or None,
             programme_file=Path(os.environ["HUB_PROGRAMME_FILE"]) if os.environ.get("HUB_PROGRAMME_FILE") else None,
+            metrics_token=os.environ.get("HUB_METRICS_TOKEN") or None,
+            log_format=(os.environ.get("HUB_LOG_FORMAT") or "").lower(),
+            log_level=os.environ.get("HUB_LOG_LEVEL") or "INFO",
         )
 
     @cached_property

@@ -33,6 +33,8 @@ from hub.auth.rate_limits import RateLimited
 from hub.auth.tokens import InvalidToken
 from hub.consent.access_log import Access
 from hub.graphiql import GraphiQL
+from hub.observability import context as observed
+from hub.observability import metrics
 from hub.schema import build_schema
 from hub.schema.context import Context
 from hub.schema.limits import is_introspection
@@ -94,9 +96,9 @@ def with_codes(result: ExecutionResult) -> GraphQLHTTPResponse:
 
 
 class GraphQLEndpoint:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, *, traced: bool = False) -> None:
         self.hub = hub
-        self.schema = build_schema(hub.settings)
+        self.schema = build_schema(hub.settings, traced=traced)
         self.graphiql = GraphiQL() if hub.settings.development else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -139,9 +141,10 @@ class GraphQLEndpoint:
             return None  # anonymous: a 401, but for introspection in development (see _execute)
         kind, _, raw = header.partition(" ")
         if kind.lower() != "bearer" or not raw.strip():
+            metrics.BEARER_REFUSED.labels("invalid_request").inc()
             return _unauthorised("invalid_request", "use 'Authorization: Bearer <access token>'")
         try:
-            return await authenticate(
+            principal = await authenticate(
                 self.hub.db,
                 raw.strip(),
                 settings=self.hub.settings,
@@ -150,13 +153,19 @@ class GraphQLEndpoint:
                 now=int(time.time()),  # token lifetimes are wall-clock time, like their iat/exp
             )
         except InvalidToken as exc:
+            # A security event: a forged, stolen-and-revoked or expired token. The reason, never the token.
+            metrics.BEARER_REFUSED.labels("invalid_token").inc()
+            log.warning("refused an access token: %s", exc, extra={"security": "invalid_token"})
             return _unauthorised("invalid_token", str(exc))
+        observed.note(client_id=principal.client_id)
+        return principal
 
     async def _execute(self, request: Request, principal: Principal | None) -> Response:
         document = await _json_body(request)
         if principal is None and not (self.hub.settings.development and is_introspection(document["query"])):
             return _unauthorised(None, "authentication required: send 'Authorization: Bearer <access token>'")
         context = Context(hub=self.hub, principal=principal, now=self.hub.clock.now())
+        started = time.perf_counter()
         try:
             result = await self.schema.execute(
                 document["query"],
@@ -172,11 +181,15 @@ class GraphQLEndpoint:
             raise BadRequest(400, "BAD_REQUEST", exc.as_http_error_reason()) from exc
         except InvalidOperationTypeError as exc:
             raise BadRequest(400, "BAD_REQUEST", exc.as_http_error_reason("POST")) from exc
+        body = with_codes(result)
+        operation = metrics.operation_label(context.operation_name or document["operationName"])
+        observed.note(operation=operation)
+        _count(operation, body, time.perf_counter() - started)
         if context.retry_after is not None:
-            return JSONResponse(with_codes(result), status_code=429, headers={"Retry-After": str(context.retry_after)})
+            return JSONResponse(body, status_code=429, headers={"Retry-After": str(context.retry_after)})
         if not await self.log_access(context):
             return _unavailable("the hub could not record this read of member data, so it sends none of it; retry")
-        return JSONResponse(with_codes(result))
+        return JSONResponse(body)
 
     async def log_access(self, context: Context) -> bool:
         """Write the access log for the member data the response carries; the response waits for the commit, so
@@ -194,6 +207,15 @@ class GraphQLEndpoint:
             log.exception("could not write the access log")
             return False
         return True
+
+
+def _count(operation: str, body: GraphQLHTTPResponse, seconds: float) -> None:
+    errors: list[dict[str, Any]] = body.get("errors") or []  # type: ignore[assignment]
+    outcome = "ok" if not errors else "error" if body.get("data") is None else "partial"
+    metrics.GRAPHQL_OPERATIONS.labels(operation, outcome).inc()
+    metrics.GRAPHQL_LATENCY.labels(operation).observe(seconds)
+    for code in {e["extensions"]["code"] for e in errors}:
+        metrics.GRAPHQL_ERRORS.labels(operation, code).inc()
 
 
 def _unavailable(message: str) -> JSONResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InsecureTransportError
@@ -18,7 +20,10 @@ from hub.auth.server import (
     HubAuthorizationServer,
     StarletteOAuth2Request,
 )
+from hub.observability import metrics
 from hub.state import Hub
+
+log = logging.getLogger("hub.oauth")
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -45,6 +50,8 @@ async def _respond(request: Request, endpoint: str | None) -> Response:
     form = await _read_form(request)
     if isinstance(form, JSONResponse):
         return form
+    grant_type = form.get("grant_type", "")
+    request.state.grant_type = grant_type if grant_type in GRANT_TYPES else "other"
     hub: Hub = request.app.state.hub
     try:
         oauth_request = StarletteOAuth2Request(request, form)
@@ -72,7 +79,32 @@ async def _respond(request: Request, endpoint: str | None) -> Response:
 
 
 async def token(request: Request) -> Response:
-    return await _respond(request, None)
+    response = await _respond(request, None)
+    _count_token(request, response)
+    return response
+
+
+def _count_token(request: Request, response: Response) -> None:
+    """Tokens issued by grant type; refusals by OAuth error, a failed client authentication also at warning (a
+    wrong or stolen secret). Never the credentials themselves."""
+    if response.status_code == 200:
+        grant = getattr(request.state, "grant_type", None) or "unknown"
+        metrics.TOKENS_ISSUED.labels(grant).inc()
+        return
+    try:
+        error = str(json.loads(bytes(response.body))["error"])
+    except (ValueError, KeyError, TypeError):
+        error = "unknown"
+    error = error if error in _OAUTH_ERRORS else "other"
+    metrics.TOKENS_REFUSED.labels(error).inc()
+    if error == "invalid_client":
+        log.warning("refused a client's authentication at the token endpoint", extra={"security": "invalid_client"})
+
+
+_OAUTH_ERRORS = {
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+    "invalid_scope", "insecure_transport", "access_denied",
+}  # fmt: skip
 
 
 async def revoke(request: Request) -> Response:

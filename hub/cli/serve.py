@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +14,7 @@ from hub import demo, migrate
 from hub.cli.demo import print_clients
 from hub.cli.output import Output, console
 from hub.config import Settings
+from hub.observability import logs
 from hub.state import Hub
 
 
@@ -32,15 +36,24 @@ def serve(
     settings = Output().settings()
     if demo:
         _prepare_demo(settings)
-    console.print(f"hub serving on http://{host}:{port}  (GraphQL: http://{host}:{port}/graphql)")
+    logs.configure(json_lines=settings.json_logs, level=settings.log_level)
+    logging.getLogger("hub.serve").info("hub serving on http://%s:%s (GraphQL at /graphql)", host, port)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts in files of this directory and /metrics adds them up (prometheus_client's
+        # multiprocess mode); emptied at every start, as its documentation asks.
+        folder = Path("var/metrics").resolve()
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     uvicorn.run(
-        "hub.app:create_app",
+        "hub.app:serve_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
         access_log=False,
-        log_level="info",
+        log_config=None,  # the hub's own logging (JSON lines in production), set up by serve_app in each worker
+        log_level=settings.log_level.lower(),
         # X-Forwarded-* only from the proxies named in HUB_TRUSTED_PROXIES: anyone else could pick the client
         # address that the sign-in limits count (uvicorn's default trusts 127.0.0.1).
         proxy_headers=bool(settings.trusted_proxies),

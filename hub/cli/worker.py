@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
+from prometheus_client import start_http_server
 
 from hub.cli.output import JsonOption, Output
+from hub.observability import logs, metrics
 from hub.state import Hub
 
 
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Run each job once and exit")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between rounds")] = 30.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (of --metrics-address)")
+    ] = None,
+    metrics_address: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
     as_json: JsonOption = False,
 ) -> None:
     """Run the periodic jobs (mature pending points, expire lots, holds and consents, forget expired tokens, prune
@@ -23,6 +30,13 @@ def worker(
     Safe to run as several processes: they share the work through row locks (FOR UPDATE SKIP LOCKED). With
     `--json`, one JSON object a line: each round's counts."""
     out = Output(as_json)
+    settings = out.settings()
+    if not once:  # a long-running process: its log lines as configured (JSON lines in production)
+        logs.configure(json_lines=settings.json_logs, level=settings.log_level)
+    if metrics_port is not None:
+        # The worker's own metrics (jobs, webhook deliveries and their lag) on a port of their own, for the
+        # operator's Prometheus: never behind the hub's public address.
+        start_http_server(metrics_port, addr=metrics_address, registry=metrics.registry())
     from hub.auth.housekeeping import purge_expired
     from hub.consent.service import expire_due
     from hub.points import jobs
@@ -30,6 +44,7 @@ def worker(
     from hub.webhooks import delivery, transport
 
     async def jobs_round(hub: Hub) -> None:
+        started = time.perf_counter()
         report = await jobs.run_once(hub.db, hub.clock.now())
         async with hub.db.write() as conn:
             consents = await expire_due(conn, hub.clock.now())
@@ -41,6 +56,9 @@ def worker(
             "expired_holds": report.expired_holds, "expired_consents": consents, "reviewed_tiers": reviewed,
             "birthday_gifts": gifts, "forgotten_records": purged, "pruned_webhook_deliveries": pruned,
         }  # fmt: skip
+        for job, count in done.items():
+            metrics.WORKER_JOBS.labels(job).inc(count)
+        metrics.WORKER_ROUNDS.observe(time.perf_counter() - started)
         if as_json:
             out.json({"jobs": done})
         else:

@@ -80,9 +80,7 @@ class GraphiQL:
                 tags.append(f'<link rel="stylesheet" href="{src}" integrity="{asset.integrity}">')
             else:
                 tags.append(f'<script src="{src}" integrity="{asset.integrity}" defer></script>')
-        body = PAGE.format(
-            assets="\n    ".join(tags), endpoint=html.escape(self.endpoint, quote=True), nonce=nonce
-        )
+        body = PAGE.format(assets="\n    ".join(tags), endpoint=html.escape(self.endpoint, quote=True), nonce=nonce)
         headers = {
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",

@@ -40,6 +40,7 @@ from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
 from hub.members import service as members
+from hub.observability import metrics
 from hub.partners.models import partner_terms
 from hub.points.models import (
     MEMBER_AVAILABLE,
@@ -272,6 +273,22 @@ async def _open_txn(
 
 
 async def run(
+    db: Database,
+    idempotency: Idempotency,
+    command: Callable[[AsyncConnection], Awaitable[T]],
+    replay: Callable[[AsyncConnection, int], Awaitable[T]],
+) -> T:
+    """`_run`, counted by command and outcome (ok, or the refusal's code) for the operator's metrics."""
+    try:
+        found = await _run(db, idempotency, command, replay)
+    except DomainError as refused:
+        metrics.LEDGER_COMMANDS.labels(idempotency.command, refused.code).inc()
+        raise
+    metrics.LEDGER_COMMANDS.labels(idempotency.command, "ok").inc()
+    return found
+
+
+async def _run(
     db: Database,
     idempotency: Idempotency,
     command: Callable[[AsyncConnection], Awaitable[T]],

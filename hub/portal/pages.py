@@ -9,6 +9,7 @@ and never framed (the consent screen must not be clickjacked).
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from hub.members import signin
 from hub.portal.labels import LABELS, permission_label, pick, translator
 from hub.state import Hub
 
+log = logging.getLogger("hub.portal")
 SESSION_COOKIE = "hub_session"
 LOGIN_CSRF_COOKIE = "hub_login_csrf"
 LANG_COOKIE = "hub_lang"
@@ -150,6 +152,7 @@ def csrf_ok(expected: str | None, form: dict[str, Any]) -> bool:
 
 
 def forbidden(request: Request) -> HTMLResponse:
+    log.warning("a form without its CSRF token", extra={"security": "csrf"})
     return message(request, words(request)("error"), "CSRF check failed", status=403)
 
 

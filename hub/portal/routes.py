@@ -84,6 +84,8 @@ async def send_code(request: Request) -> Response:
             )
     except DomainError as error:
         key, status = _code_refusal(error)
+        if status == 429:  # a phone or an address asking too often, or a phone locked after wrong codes
+            log.warning("refused a sign-in code request: %s", error.code, extra={"security": error.code})
         return page(request, "login.html", status=status, code_step=False, error=t(key), **login)
     if to_send is not None:  # outside the transaction: no network call while holding the database
         try:
@@ -113,6 +115,7 @@ async def login(request: Request) -> Response:
         )
         opened = None if member_id is None else await signin.open_session(conn, member_id, now=now)
     if opened is None:
+        log.warning("a wrong or expired sign-in code", extra={"security": "invalid_code"})
         return page(
             request,
             "login.html",

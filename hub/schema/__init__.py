@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
@@ -12,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from hub.config import Settings
 from hub.errors import DomainError
+from hub.observability import tracing
 from hub.schema.activities import ActivityMutations
 from hub.schema.consent import ConsentMutations
 from hub.schema.context import Info
@@ -38,6 +40,7 @@ class Mutation(
     pass
 
 
+log = logging.getLogger("hub.graphql")
 MAX_REPRESENTATIONS = 100
 
 
@@ -68,6 +71,24 @@ class HubSchema(strawberry.federation.Schema):
             results[index] = found.get(pairwise_id)
         return results
 
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log the hub's own faults with their traceback; a client's mistakes (a bad document, a refused field, a
+        domain error) are answers, not faults, and are not logged as errors."""
+        for error in errors:
+            if _expected(error):
+                log.debug("answered with an error: %s", error.message)
+            else:
+                log.error("fault while executing an operation: %s", error.message, exc_info=error.original_error)
+
+
+def _expected(error: GraphQLError) -> bool:
+    original = error.original_error
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    if original is None or isinstance(original, DomainError):
+        return True
+    return isinstance(original, GraphQLError) and bool((original.extensions or {}).get("code"))
+
 
 def _representation_problem(representation: Any) -> str | None:
     if not isinstance(representation, dict):
@@ -84,7 +105,7 @@ def _representation_problem(representation: Any) -> str | None:
     return None
 
 
-def build_schema(settings: Settings) -> strawberry.federation.Schema:
+def build_schema(settings: Settings, *, traced: bool = False) -> strawberry.federation.Schema:
     if settings.graphql_max_cost:
         documents = prepared_documents(
             Limits(settings.graphql_max_depth, settings.graphql_max_aliases, settings.graphql_max_cost),
@@ -102,6 +123,8 @@ def build_schema(settings: Settings) -> strawberry.federation.Schema:
             ],
         )
     extensions: list[type[SchemaExtension] | object] = [documents, lambda: ErrorCodes(mask=not settings.development)]
+    if traced:
+        extensions.insert(0, tracing.schema_extension())
     return HubSchema(
         query=Query,
         mutation=Mutation,

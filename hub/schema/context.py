@@ -19,6 +19,7 @@ class Context:
     # Member data this request read, by (member, consent) → permissions used; logged before the response leaves.
     accessed: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     cost: int | None = None  # of the operation, once measured (schema/limits.py)
+    operation_name: str | None = None  # the executed operation's, once the document is parsed
     retry_after: int | None = None  # set when the client's cost budget refused the operation: HTTP 429
     # Nested member fields read for every member the request hands out (schema/batches.py): by the read's kind
     # and arguments, then by member id.

@@ -74,6 +74,9 @@ def prepared_documents(
 
         async def on_validate(self) -> AsyncIterator[None]:
             context = self.execution_context
+            # The operation's name as the document has it (partners may leave `operationName` out): for the
+            # request's metrics and log line.
+            context.context.operation_name = context.operation_name
             if context.query is not None:
                 found = errors(context.schema._schema, context.query)
                 if not found and limits is not None:

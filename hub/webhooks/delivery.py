@@ -18,11 +18,11 @@ import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks.webhooks import Webhook
 
@@ -32,6 +32,7 @@ from hub.db import Database, UtcDateTime
 from hub.events.models import event
 from hub.ids import new_ids
 from hub.members.models import member_link
+from hub.observability import metrics
 from hub.webhooks.catalogue import CATALOGUE, SUBSCRIBABLE, EventType
 from hub.webhooks.crypto import WebhookKey
 from hub.webhooks.models import webhook_attempt, webhook_delivery, webhook_endpoint, webhook_secret
@@ -183,8 +184,10 @@ class Dispatcher:
                         webhook_delivery.c.member_id, webhook_delivery.c.consent_id, webhook_endpoint.c.url,
                         webhook_endpoint.c.partner_id, consent.c.permissions,
                         rule.consent_in_force(now).label("in_force"),
+                        func.coalesce(event.c.occurred_at, webhook_delivery.c.created_at).label("happened_at"),
                     )
                     .join(webhook_endpoint, webhook_endpoint.c.id == webhook_delivery.c.endpoint_id)
+                    .outerjoin(event, event.c.id == webhook_delivery.c.event_id)
                     .outerjoin(consent, consent.c.id == webhook_delivery.c.consent_id)
                     .where(
                         webhook_delivery.c.status.in_(("PENDING", "RETRYING")),
@@ -256,9 +259,13 @@ class Dispatcher:
         for delivery, answer in done:
             if answer is None:
                 cancelled.append({"b_id": delivery.id})
+                metrics.WEBHOOK_DELIVERIES.labels("cancelled").inc()
                 continue
             attempt = delivery.attempts + 1
             ok = answer.status is not None and 200 <= answer.status < 300
+            metrics.WEBHOOK_DELIVERIES.labels("succeeded" if ok else "failed").inc()
+            if ok:
+                metrics.WEBHOOK_LAG.observe((datetime.now(UTC) - delivery.happened_at).total_seconds())
             status, next_at = _outcome(answer, attempt, now)
             settled.append({"b_id": delivery.id, "b_status": status, "b_attempts": attempt, "b_next": next_at})
             attempts.append(
