@@ -30,6 +30,7 @@ from hub.observability import logs, tracing
 from hub.observability.metrics import MetricsEndpoint
 from hub.observability.middleware import Observed
 from hub.portal import routes as portal_routes
+from hub.schema import client_sdl
 from hub.state import Hub
 
 log = logging.getLogger("hub.app")
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if traced:
         app.add_middleware(_Traced)
     app.state.hub = hub
-    app.state.sdl = endpoint.schema.as_str()
+    app.state.sdl = client_sdl(endpoint.schema)
     return app
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import Any
 
 import httpx
+import pytest
+from graphql import build_ast_schema, find_breaking_changes, parse
 from strawberry.permission import PermissionExtension
 from strawberry.utils.str_converters import to_camel_case
 
 from hub.config import Settings
-from hub.schema import Mutation, Query, build_schema
+from hub.schema import Mutation, Query, build_schema, client_sdl
 from hub.schema.members import NESTED, Member
 from tests.conftest import ROOT, PartnerClient
 
@@ -40,9 +44,46 @@ def test_every_field_of_a_member_declares_what_it_discloses() -> None:
 
 
 def test_published_sdl_is_committed() -> None:
-    sdl = build_schema(Settings()).as_str()
+    sdl = client_sdl(build_schema(Settings()))
     committed = (ROOT / "docs" / "schema.graphql").read_text()
     assert committed == sdl + "\n", "run `hub schema print > docs/schema.graphql` and commit it"
+
+
+async def test_generic_tools_load_the_published_sdl(http: httpx.AsyncClient) -> None:
+    """What `gql` and graphql-core do with an SDL (the issue found both refused the federation one)."""
+    from gql import Client, gql
+    from graphql import build_schema as load
+
+    sdl = (await http.get("/schema.graphql")).text
+    assert load(sdl).get_type("Member") is not None
+    client = Client(schema=sdl)
+    client.validate(gql("query($id: ID!) { member(id: $id) { points { available } pageInfo: __typename } }"))
+
+
+def test_no_breaking_change_since_the_previous_commit_that_is_not_in_the_changelog() -> None:
+    base = os.environ.get("HUB_SCHEMA_BASE", "HEAD~1")
+    shown = subprocess.run(  # noqa: S603
+        ["git", "show", f"{base}:docs/schema.graphql"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if shown.returncode != 0:
+        pytest.skip(f"no docs/schema.graphql at {base} (not a git checkout, or the first commit)")
+    # The previous SDL may be the federation print of older commits: its applied directives are not defined.
+    before = build_ast_schema(parse(shown.stdout), assume_valid_sdl=True)
+    now = build_ast_schema(parse((ROOT / "docs" / "schema.graphql").read_text()))
+    listed = (ROOT / "docs" / "schema-changes.md").read_text()
+    unlisted = [c.description for c in find_breaking_changes(before, now) if f"`{c.description}`" not in listed]
+    assert not unlisted, f"breaking changes since {base} not in docs/schema-changes.md: {unlisted}"
+
+
+def test_the_breaking_change_check_finds_a_removed_field() -> None:
+    sdl = (ROOT / "docs" / "schema.graphql").read_text()
+    renamed = sdl.replace("  settlementStatement(", "  renamedStatement(")
+    changes = find_breaking_changes(build_ast_schema(parse(sdl)), build_ast_schema(parse(renamed)))
+    assert "Field Query.settlementStatement was removed." in [c.description for c in changes]
 
 
 async def test_sdl_endpoint(http: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, print_schema
 from strawberry.extensions import SchemaExtension, max_aliases, query_depth_limiter
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
@@ -103,6 +103,13 @@ def _representation_problem(representation: Any) -> str | None:
     ):
         return "a Member representation has exactly __typename and id (a string)"
     return None
+
+
+def client_sdl(schema: strawberry.federation.Schema) -> str:
+    """The SDL partners' tools load (`/schema.graphql`, docs/schema.graphql): the executable schema as graphql-core
+    prints it, every directive it uses defined. The federation SDL, with `@key`, `@shareable` and `@link` applied,
+    is for routers: `_service { sdl }`, or `hub schema print --federation`."""
+    return print_schema(schema._schema)
 
 
 def build_schema(settings: Settings, *, traced: bool = False) -> strawberry.federation.Schema:

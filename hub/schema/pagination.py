@@ -1,11 +1,11 @@
-"""Relay-style pages: one PageInfo for every connection."""
+"""Relay-style pages: one PageInfo for every connection, shareable, since every subgraph that pages has its own."""
 
 from __future__ import annotations
 
 import strawberry
 
 
-@strawberry.type
+@strawberry.federation.type(shareable=True)
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
