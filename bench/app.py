@@ -167,3 +167,26 @@ def create_unchecked_app() -> Starlette:
     if "log" in parts:
         GraphQLEndpoint.log_access = no_logging  # type: ignore[method-assign,assignment]
     return create_app()
+
+
+def create_unobserved_app() -> Starlette:
+    """The hub with its observability taken out, for `bench.observability_overhead` ONLY: no request-id/metrics/log
+    middleware, and the metrics the endpoints count made inert. Never serve this."""
+    from hub.observability import metrics
+    from hub.observability.middleware import Observed
+
+    class Inert:
+        def labels(self, *args: object) -> Inert:
+            return self
+
+        def inc(self, *args: object) -> None:
+            pass
+
+        def observe(self, *args: object) -> None:
+            pass
+
+    for name in ("GRAPHQL_OPERATIONS", "GRAPHQL_ERRORS", "GRAPHQL_LATENCY", "LEDGER_COMMANDS", "BEARER_REFUSED"):
+        setattr(metrics, name, Inert())
+    app = create_app()
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not Observed]
+    return app

@@ -68,6 +68,7 @@ def hub_server(
     pool: int = 10,
     app: str = "hub.app:create_app",
     extra_env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[str]:
     """A hub process on a free port with production settings; yields its base URL."""
     port = 18000 + secrets.randbelow(1000)
@@ -100,6 +101,7 @@ def hub_server(
         ],
         cwd=ROOT,
         env=env,
+        stderr=log.open("a") if log is not None else None,  # the hub's own log lines, when it writes them
     )
     try:
         for _ in range(150):

@@ -260,7 +260,7 @@ def test_import_cli_with_progress_and_json(fresh_database_url: str, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) | {"seconds": 0} == {
         "kind": "members", "lines": 1, "accepted": 1, "rejected": 0, "provisional": 0, "resumed_after_line": 0,
-        "rejects_file": str(tmp_path / "m.rejects.csv"), "seconds": 0,
+        "rejects_file": str(tmp_path / "m.rejects.csv"), "seconds": 0, "encoding": "utf-8",
     }  # fmt: skip
     bad_header = tmp_path / "bad.csv"
     bad_header.write_text("who,what\n1,2\n", encoding="utf-8")
