@@ -209,11 +209,20 @@ class GraphQLEndpoint:
         return True
 
 
+_SERIES: dict[tuple[str, str], tuple[Any, Any]] = {}  # label lookups, once per (operation, outcome)
+
+
 def _count(operation: str, body: GraphQLHTTPResponse, seconds: float) -> None:
     errors: list[dict[str, Any]] = body.get("errors") or []  # type: ignore[assignment]
     outcome = "ok" if not errors else "error" if body.get("data") is None else "partial"
-    metrics.GRAPHQL_OPERATIONS.labels(operation, outcome).inc()
-    metrics.GRAPHQL_LATENCY.labels(operation).observe(seconds)
+    series = _SERIES.get((operation, outcome))
+    if series is None:
+        series = _SERIES[(operation, outcome)] = (
+            metrics.GRAPHQL_OPERATIONS.labels(operation, outcome),
+            metrics.GRAPHQL_LATENCY.labels(operation),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
     for code in {e["extensions"]["code"] for e in errors}:
         metrics.GRAPHQL_ERRORS.labels(operation, code).inc()
 

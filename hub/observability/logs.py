@@ -39,6 +39,12 @@ def configure(*, json_lines: bool, level: str = "INFO") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RequestIdFilter())
+    # The logging HOWTO's "Optimization": a record need not find its caller's frame, thread, process or task,
+    # which no line of ours shows; a request's line costs about half as much without (measured).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

@@ -6,6 +6,7 @@ and, for GraphQL, the client and the operation (the endpoint notes them). Probes
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -21,12 +22,16 @@ from hub.observability.context import RequestInfo, current
 log = logging.getLogger("hub.request")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _QUIET = {"/healthz", "/readyz", "/metrics"}
+# Request ids: random per process, counted within it (unique across processes, no system call per request).
+_PREFIX = secrets.token_hex(4)
+_COUNT = itertools.count(1)
 
 
 class Observed:
     def __init__(self, app: ASGIApp, routes: Callable[[Any], str]) -> None:
         self.app = app
         self.route_of = routes  # the matched endpoint → its route template (a bounded metrics label)
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # label lookups, once a combination
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,8 +55,15 @@ class Observed:
         finally:
             seconds = time.perf_counter() - started
             route = self.route_of(scope.get("endpoint"))
-            metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(route).observe(seconds)
+            key = (scope["method"], route, status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (
+                    metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)),
+                    metrics.HTTP_LATENCY.labels(route),
+                )
+            series[0].inc()
+            series[1].observe(seconds)
             path = scope["path"]
             log.log(
                 logging.DEBUG if path in _QUIET else logging.INFO,
@@ -74,4 +86,4 @@ def _request_id(scope: Scope) -> str:
             if _REQUEST_ID.fullmatch(value):
                 return value.decode()
             break
-    return secrets.token_hex(8)
+    return f"{_PREFIX}{next(_COUNT):08x}"
