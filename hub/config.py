@@ -66,6 +66,10 @@ class Settings:
     points_allow_negative: bool = True
     hold_ttl_default: int = 900
     hold_ttl_max: int = 7 * 24 * 3600
+    # `points.expiring` goes out this many days before a batch of a member's points expires.
+    expiry_notice_days: int = 30
+    # `hub worker` fits and scores each partner's members this often (hours).
+    retention_rescore_hours: int = 24
     timezone: str = "Asia/Shanghai"
     sms_gateway_url: str | None = None
     sms_gateway_token: str | None = None
@@ -87,6 +91,10 @@ class Settings:
             raise ValueError(f"HUB_LOG_FORMAT must be json or text, got {self.log_format!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(f"HUB_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        if not 1 <= self.expiry_notice_days <= 365:
+            raise ValueError("HUB_EXPIRY_NOTICE_DAYS must be between 1 and 365")
+        if not 1 <= self.retention_rescore_hours <= 24 * 31:
+            raise ValueError("HUB_RETENTION_RESCORE_HOURS must be between 1 and 744 (a month)")
         ExpiryRule.parse(self.points_expiry)  # fail at start-up, not at the first earn
         ZoneInfo(self.timezone)
 
@@ -135,6 +143,8 @@ class Settings:
             in ("1", "true", "yes"),
             hold_ttl_default=_int("HUB_HOLD_TTL_DEFAULT", 900),
             hold_ttl_max=_int("HUB_HOLD_TTL_MAX", 7 * 24 * 3600),
+            expiry_notice_days=_int("HUB_EXPIRY_NOTICE_DAYS", 30),
+            retention_rescore_hours=_int("HUB_RETENTION_RESCORE_HOURS", 24),
             timezone=os.environ.get("HUB_TIMEZONE") or "Asia/Shanghai",
             sms_gateway_url=os.environ.get("HUB_SMS_GATEWAY_URL") or None,
             sms_gateway_token=os.environ.get("HUB_SMS_GATEWAY_TOKEN") or None,

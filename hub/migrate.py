@@ -20,6 +20,7 @@ def import_models() -> None:
     import hub.partners.models
     import hub.points.models
     import hub.purchases.models
+    import hub.retention.models
     import hub.tiers.models
     import hub.webhooks.models  # noqa: F401
 

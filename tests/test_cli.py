@@ -109,6 +109,7 @@ def test_ledger_commands(fresh_database_url: str, tmp_path: Path) -> None:
         "point_value": "0.02",
         "billing": "prepaid",
         "activity_kinds": [],
+        "at_risk_threshold": 0.3,
     }
     funded = hub_cli(
         fresh_database_url, tmp_path, "partner", "fund", "--partner", pharmacy, "--points", "500", "--json"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TypeVar
 
-from sqlalchemy import BindParameter, ColumnElement, and_, case, or_
+from sqlalchemy import BindParameter, ColumnElement, and_, case, exists, func, or_
 
 from hub.consent.models import consent
 from hub.errors import DomainError
@@ -38,6 +38,15 @@ def reachable(now: Now) -> ColumnElement[bool]:
     """The member may be reached through this consent: the member is active or provisional, the consent in force."""
     # Equalities, not `IN`: SQLAlchemy re-renders an IN list on every execution (~50 µs on the hot lookup).
     return and_(or_(*(member.c.status == status for status in REACHABLE)), consent_in_force(now))
+
+
+def consent_grants(dialect: str, permission: str) -> ColumnElement[bool]:
+    """The consent's permissions include `permission`: the rule's last part, for statements over many members
+    (a batch job's selection), where `MemberView.require` is the single member's."""
+    if dialect == "postgresql":
+        return consent.c.permissions.op("?")(permission)  # jsonb: has this string among its elements
+    held = func.json_each(consent.c.permissions).table_valued("value")
+    return exists().where(held.c.value == permission)
 
 
 def consent_status(now: Now) -> ColumnElement[str]:

@@ -25,12 +25,14 @@ from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
 from hub.partners.models import partner
+from hub.retention import profiling
 
 CHANNELS = ("POS", "APP", "WEB", "PAPER", "IMPORT")
 # The privacy notice the portal and the consent screen show; recorded with every consent given there.
 POLICY_VERSION = "portal-2026-11"
-# Permissions that reveal health: pharmacy purchases, health activities and the points granted for them.
-HEALTH_PERMISSIONS = frozenset({"purchases:read", "activity:write", "points:grant"})
+# Permissions that reveal health: pharmacy purchases, health activities and the points granted for them, and the
+# profiling of a member's pharmacy visits (retention scores, GDPR Art. 4(4)).
+HEALTH_PERMISSIONS = frozenset({"purchases:read", "activity:write", "points:grant", "analytics:read"})
 # Consent given through a partner's app to health-related data lasts this long unless the member revokes it.
 HEALTH_CONSENT_TTL = timedelta(days=180)
 
@@ -173,6 +175,7 @@ async def grant(
             occurred_at=now,
         )
     )
+    await profiling.consent_changed(conn, member_id, partner_id, permissions)
     await outbox.record(
         conn,
         f"consent.{kind}",
@@ -323,6 +326,7 @@ async def close(
     )
     await append_event(conn, row, kind, actor, [], now, **evidence)
     await revoke_tokens(conn, now, consent_id=row.id)
+    await profiling.consent_changed(conn, row.member_id, row.partner_id, ())
 
 
 async def _end(conn: AsyncConnection, row: Any, kind: str, actor: str, now: datetime, **evidence: Any) -> None:
@@ -356,6 +360,7 @@ async def narrow(
         update(consent).where(consent.c.id == row.id).values(permissions=kept, version=row.version + 1, updated_at=now)
     )
     await append_event(conn, row, "narrowed", actor, kept, now)
+    await profiling.consent_changed(conn, member_id, row.partner_id, kept)
     await outbox.record(
         conn,
         "consent.narrowed",

@@ -23,6 +23,7 @@ from hub.members.models import member, member_link, member_session
 from hub.partners.models import partner
 from hub.points import queries as points
 from hub.points.models import ledger_txn
+from hub.retention import queries as retention
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -102,6 +103,11 @@ async def export(conn: AsyncConnection, member_id: int, now: datetime) -> dict[s
         "consentEvents": [
             {"consent": r.public_id, "kind": r.kind, "permissions": list(r.permissions), "at": _iso(r.occurred_at)}
             for r in events
+        ],
+        # What profiling concluded about the member, per partner (PIPL Art. 24, GDPR Art. 22 transparency).
+        "retention": [
+            {"partner": s.partner, "pAlive": round(s.p_alive, 4), "segment": s.segment, "scoredAt": _iso(s.scored_at)}
+            for s in await retention.of_member(conn, member_id)
         ],
         "accessLog": [
             {

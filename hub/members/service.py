@@ -68,8 +68,10 @@ class Enrolled:
     claim: Claim | None = None
 
 
-# Built once: on the hot read path, constructing the statement costs more Python than executing it.
-_VISIBLE = (
+# The members a partner may reach (linked, reachable, consent in force), with what a MemberView holds: every read of
+# members by a partner builds on it (bind `partner_id` and `now`). Built once: on the hot read path, constructing the
+# statement costs more Python than executing it.
+VISIBLE = (
     select(
         member.c.id.label("member_id"),
         member_link.c.pairwise_id,
@@ -93,13 +95,13 @@ _VISIBLE = (
         rule.reachable(bindparam("now", type_=UtcDateTime())),
     )
 )
-_BY_PAIRWISE_ID = _VISIBLE.where(member_link.c.pairwise_id == bindparam("pairwise_id"))
-_BY_EXTERNAL_ID = _VISIBLE.where(member_link.c.external_id == bindparam("external_id"))
+_BY_PAIRWISE_ID = VISIBLE.where(member_link.c.pairwise_id == bindparam("pairwise_id"))
+_BY_EXTERNAL_ID = VISIBLE.where(member_link.c.external_id == bindparam("external_id"))
 # Public: the authorization server runs it too (synchronously) before issuing member-delegated tokens.
-BY_MEMBER_ID = _VISIBLE.where(member.c.id == bindparam("member_id"))
+BY_MEMBER_ID = VISIBLE.where(member.c.id == bindparam("member_id"))
 
 
-def _view(row: object) -> MemberView:
+def view_of(row: object) -> MemberView:
     return MemberView(
         member_id=row.member_id,  # type: ignore[attr-defined]
         pairwise_id=row.pairwise_id,  # type: ignore[attr-defined]
@@ -116,16 +118,16 @@ def _view(row: object) -> MemberView:
 async def by_pairwise_id(conn: AsyncConnection, partner_id: int, pairwise_id: str, now: datetime) -> MemberView | None:
     params = {"partner_id": partner_id, "now": now, "pairwise_id": pairwise_id}
     row = (await conn.execute(_BY_PAIRWISE_ID, params)).one_or_none()
-    return None if row is None else _view(row)
+    return None if row is None else view_of(row)
 
 
 async def by_pairwise_ids(
     conn: AsyncConnection, partner_id: int, pairwise_ids: Iterable[str], now: datetime
 ) -> dict[str, MemberView]:
     """`by_pairwise_id` for a whole batch (imports): the same rule, one statement."""
-    query = _VISIBLE.where(among(conn.dialect.name, member_link.c.pairwise_id, pairwise_ids))
+    query = VISIBLE.where(among(conn.dialect.name, member_link.c.pairwise_id, pairwise_ids))
     rows = await conn.execute(query, {"partner_id": partner_id, "now": now})
-    return {row.pairwise_id: _view(row) for row in rows}
+    return {row.pairwise_id: view_of(row) for row in rows}
 
 
 async def consented_member(
@@ -142,7 +144,7 @@ async def consented_member(
 async def by_external_id(conn: AsyncConnection, partner_id: int, external_id: str, now: datetime) -> MemberView | None:
     params = {"partner_id": partner_id, "now": now, "external_id": external_id}
     row = (await conn.execute(_BY_EXTERNAL_ID, params)).one_or_none()
-    return None if row is None else _view(row)
+    return None if row is None else view_of(row)
 
 
 @dataclass(frozen=True)
@@ -155,11 +157,11 @@ async def page(conn: AsyncConnection, partner_id: int, now: datetime, *, first: 
     """Members in pairwise-id order: stable across pages, and it reveals nothing about enrolment order."""
     if not 0 <= first <= MAX_PAGE:
         raise DomainError("INVALID_INPUT", f"first must be between 0 and {MAX_PAGE}", "first")
-    query = _VISIBLE.order_by(member_link.c.pairwise_id).limit(first + 1)
+    query = VISIBLE.order_by(member_link.c.pairwise_id).limit(first + 1)
     if after:
         query = query.where(member_link.c.pairwise_id > cursors.decode(after, "mbr_"))
     rows = (await conn.execute(query, {"partner_id": partner_id, "now": now})).all()
-    return Page(members=[_view(r) for r in rows[:first]], has_next=len(rows) > first)
+    return Page(members=[view_of(r) for r in rows[:first]], has_next=len(rows) > first)
 
 
 def validate(enrolment: Enrolment, default_region: str, today: date) -> tuple[str, frozenset[str]]:
@@ -262,7 +264,7 @@ async def by_member_id(conn: AsyncConnection, partner_id: int, member_id: int, n
     """The member as the partner may see it now, by the hub's internal id (for rows that carry it)."""
     params = {"partner_id": partner_id, "now": now, "member_id": member_id}
     row = (await conn.execute(BY_MEMBER_ID, params)).one_or_none()
-    return None if row is None else _view(row)
+    return None if row is None else view_of(row)
 
 
 async def link_for_consent(conn: AsyncConnection, partner_id: int, member_id: int, now: datetime) -> str:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, Integer, String, Table, Text
 
 from hub.db import BigId, Json, UtcDateTime, metadata
 
@@ -57,6 +57,8 @@ client_secret = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
+DEFAULT_AT_RISK_THRESHOLD = 0.3
+
 # The partner's commercial terms: what one of its points is worth, and whether it prepays what it issues.
 partner_terms = Table(
     "partner_terms",
@@ -66,6 +68,8 @@ partner_terms = Table(
     Column("billing", String(10), nullable=False),  # prepaid | postpaid
     # The health-activity kinds its contract lets it record (and fund points for); none unless listed.
     Column("activity_kinds", Json, nullable=True),
+    # Retention: a member whose P(alive) first falls below this is announced to the partner (member.at_risk).
+    Column("at_risk_threshold", Float, nullable=False, server_default=str(DEFAULT_AT_RISK_THRESHOLD)),
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("billing IN ('prepaid', 'postpaid')", name="billing"),
 )

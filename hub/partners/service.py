@@ -18,7 +18,15 @@ from hub.auth import scopes as scope_catalogue
 from hub.auth.models import access_token, refresh_token
 from hub.errors import DomainError
 from hub.ids import new_id, secret_hash
-from hub.partners.models import AUTH_METHODS, PARTNER_KINDS, client_secret, oauth_client, partner, partner_terms
+from hub.partners.models import (
+    AUTH_METHODS,
+    DEFAULT_AT_RISK_THRESHOLD,
+    PARTNER_KINDS,
+    client_secret,
+    oauth_client,
+    partner,
+    partner_terms,
+)
 from hub.points import ledger
 from hub.programme.config import ACTIVITY_KINDS
 
@@ -168,6 +176,7 @@ class Terms:
     point_value: Decimal
     billing: str
     activity_kinds: tuple[str, ...] = ()
+    at_risk_threshold: float = DEFAULT_AT_RISK_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -220,8 +229,10 @@ async def set_terms(
     point_value: Decimal | None = None,
     billing: str | None = None,
     activity_kinds: list[str] | None = None,
+    at_risk_threshold: float | None = None,
 ) -> Terms:
-    """Set what one of the partner's points is worth (yuan) and whether it prepays what it issues."""
+    """Set what one of the partner's points is worth (yuan), whether it prepays what it issues, the health
+    activities its contract covers and the P(alive) below which a member is announced to it as at risk."""
     owner = await get_partner(conn, partner_public_id)
     if owner is None:
         raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner_public_id!r}", "partner")
@@ -244,12 +255,24 @@ async def set_terms(
     unknown = sorted(set(kinds) - set(ACTIVITY_KINDS))
     if unknown:
         raise DomainError("INVALID_INPUT", f"unknown activity kind(s): {', '.join(unknown)}", "activityKinds")
-    values = {"point_value": str(value), "billing": mode, "activity_kinds": kinds, "updated_at": now}
+    threshold = (
+        at_risk_threshold
+        if at_risk_threshold is not None
+        else current.at_risk_threshold
+        if current
+        else DEFAULT_AT_RISK_THRESHOLD
+    )
+    if not 0 < threshold < 1:
+        raise DomainError("INVALID_INPUT", "the at-risk threshold is a probability between 0 and 1", "atRiskThreshold")
+    values = {
+        "point_value": str(value), "billing": mode, "activity_kinds": kinds, "at_risk_threshold": threshold,
+        "updated_at": now,
+    }  # fmt: skip
     if current is None:
         await conn.execute(insert(partner_terms).values(partner_id=owner.id, **values))
     else:
         await conn.execute(update(partner_terms).where(partner_terms.c.partner_id == owner.id).values(**values))
-    return Terms(point_value=value, billing=mode, activity_kinds=tuple(kinds))
+    return Terms(point_value=value, billing=mode, activity_kinds=tuple(kinds), at_risk_threshold=threshold)
 
 
 @dataclass(frozen=True)

@@ -135,3 +135,13 @@ point_hold = Table(
     CheckConstraint("captured_points >= 0 AND captured_points <= points", name="captured"),
 )
 Index("ix_point_hold_active_expiry", point_hold.c.status, point_hold.c.expires_at)
+
+# One `points.expiring` event a batch: the fan-out gives it to every partner whose consent covers points:read.
+expiry_notice = Table(
+    "expiry_notice",
+    metadata,
+    Column("member_id", BigId, ForeignKey("member.id"), primary_key=True),
+    Column("expires_at", UtcDateTime, primary_key=True),  # the batch: lots expiring at the same instant
+    Column("points", BigInteger, nullable=False),
+    Column("notified_at", UtcDateTime, nullable=False),
+)

@@ -111,6 +111,18 @@ async def expiring_of(
     return answers(views, "points:read", lambda v: found[v.member_id])
 
 
+async def available_and_expiring(
+    conn: AsyncConnection, member_ids: list[int]
+) -> dict[int, tuple[int, Expiring | None]]:
+    """The hub's own read for its notices (no partner in between; the webhook fan-out shows it only to partners
+    the member's consent lets see points): each member's available points and the batch that expires soonest."""
+    balances = await _balances(conn, member_ids)
+    soonest: dict[int, list[Expiring]] = {m: [] for m in member_ids}
+    if member_ids:
+        await _expiring(conn, member_ids, 1, soonest)
+    return {m: (balances[m].available, soonest[m][0] if soonest[m] else None) for m in member_ids}
+
+
 async def _expiring(conn: AsyncConnection, member_ids: list[int], first: int, found: dict[int, list[Expiring]]) -> None:
     grouped = (
         select(
