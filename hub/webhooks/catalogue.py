@@ -14,6 +14,7 @@ listed here, copied from the outbox payload: never the hub's internal ids, nor a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ class EventType:
     permission: str | None  # the consent a partner needs to receive it (None: its own relationship)
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     about_member: bool = True
+    # Fields that tell more than `permission` covers: each is null unless the consent also grants its permission.
+    requires: dict[str, str] = field(default_factory=dict)
 
     @property
     def mandatory(self) -> bool:
@@ -42,9 +45,32 @@ class EventType:
             return self.permission
         return "consent:read" if self.name.startswith("consent.") else "member:read"
 
+    def data(self, pairwise_id: str, payload: dict[str, Any], permissions: list[str]) -> dict[str, Any]:
+        """What the partner receives: its id for the member and the catalogue's fields, each conditional field
+        null unless the consent grants its permission."""
+        shown = {
+            name: payload[name] if name not in self.requires or self.requires[name] in permissions else None
+            for name in self.fields
+            if name in payload
+        }
+        return {"memberId": pairwise_id, **shown} if self.about_member else shown
+
+    def relies_on(self, body: str) -> frozenset[str]:
+        """The permissions a delivery's body relies on: the event's, and those of each conditional field it shows."""
+        if not self.requires:
+            return frozenset({self.disclosed})
+        data = json.loads(body)["data"]
+        return frozenset({self.disclosed, *(p for f, p in self.requires.items() if data.get(f) is not None)})
+
     def payload_schema(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "object", "additionalProperties": False}
-        properties = {"memberId": _MEMBER_ID, **self.fields} if self.about_member else dict(self.fields)
+        fields = {
+            name: {**spec, "type": [spec["type"], "null"], "description": f"null without {self.requires[name]}"}
+            if name in self.requires
+            else spec
+            for name, spec in self.fields.items()
+        }
+        properties = {"memberId": _MEMBER_ID, **fields} if self.about_member else fields
         data["properties"] = properties
         data["required"] = sorted(properties)
         return {
@@ -206,6 +232,14 @@ _TYPES = (
     _t("points.matured", "The member's pending points became available.", "member", "points:read", points=_POINTS),
     _t("points.expired", "Some of the member's points expired.", "member", "points:read", points=_POINTS),
     _t(
+        "points.expiring",
+        "Some of the member's points expire soon (once per batch of points expiring together).",
+        "member",
+        "points:read",
+        points=_POINTS,
+        expiresAt=_TEXT,
+    ),
+    _t(
         "purchase.recorded",
         "You recorded a purchase.",
         "own",
@@ -233,7 +267,27 @@ _TYPES = (
         pointsGranted=_POINTS,
     ),
 )
-CATALOGUE: dict[str, EventType] = {e.name: e for e in _TYPES}
+_AT_RISK = EventType(
+    "member.at_risk",
+    "A member of yours is slipping away: their chance of still being your customer (pAlive) fell below your "
+    "threshold (at most once per member per 90 days). With what a win-back offer needs.",
+    "own",
+    "analytics:read",
+    {
+        "pAlive": {"type": "number", "minimum": 0, "maximum": 1},
+        "segment": _TEXT,
+        "lastPurchaseDate": {"type": "string", "format": "date"},
+        "availablePoints": _POINTS,
+        "expiringSoonest": {
+            "type": "object",
+            "properties": {"points": _POINTS, "expiresAt": _TEXT},
+            "required": ["points", "expiresAt"],
+            "additionalProperties": False,
+        },
+    },
+    requires={"availablePoints": "points:read", "expiringSoonest": "points:read"},
+)
+CATALOGUE: dict[str, EventType] = {e.name: e for e in (*_TYPES, _AT_RISK)}
 WEBHOOK_TEST = EventType(
     "webhook.test",
     "Sent by sendTestWebhook: checks that you receive and verify deliveries.",
@@ -247,8 +301,6 @@ SUBSCRIBABLE = {**CATALOGUE, WEBHOOK_TEST.name: WEBHOOK_TEST}
 
 def document() -> str:
     """docs/webhooks.md, generated: a test keeps the committed file equal to this."""
-    import json
-
     lines = [
         "# Webhook events",
         "",

@@ -56,6 +56,16 @@ def _covers(spec: EventType, in_force: bool | None, permissions: list[str] | Non
     return bool(in_force) and (spec.permission is None or spec.permission in (permissions or []))
 
 
+def _still_covers(spec: EventType, delivery: Any) -> bool:
+    """At sending: the consent still covers the event and every conditional field the body shows."""
+    if delivery.consent_id is None or spec.mandatory:
+        return True
+    if not _covers(spec, delivery.in_force, delivery.permissions):
+        return False
+    granted = {*(delivery.permissions or []), spec.disclosed}
+    return spec.relies_on(delivery.body) <= granted
+
+
 def body_of(spec: EventType, occurred_at: datetime, data: dict[str, Any]) -> str:
     return json.dumps(
         {"type": spec.name, "timestamp": occurred_at.isoformat(), "data": data},
@@ -130,7 +140,7 @@ async def _project(conn: AsyncConnection, key: WebhookKey, rows: list[Any], now:
             given = consents.get((ev.member_id, partner_id))
             if not _covers(spec, given and given.in_force, given and given.permissions):
                 continue
-            data = {"memberId": pairwise_id, **{k: ev.payload[k] for k in spec.fields if k in ev.payload}}
+            data = spec.data(pairwise_id, ev.payload, list(given.permissions) if given is not None else [])
             body = body_of(spec, ev.occurred_at, data)
             webhook_id = key.webhook_id(partner_id, ev.id)
             for endpoint in endpoints[partner_id]:
@@ -231,7 +241,7 @@ class Dispatcher:
     async def send(self, delivery: Any, secrets: list[str], now: datetime) -> Answer | None:
         """The answer, or None when the delivery may no longer be sent (the consent behind it ended)."""
         spec = SUBSCRIBABLE[delivery.event_type]
-        if delivery.consent_id is not None and not _covers(spec, delivery.in_force, delivery.permissions):
+        if not _still_covers(spec, delivery):
             return None
         if not secrets:
             return Answer(None, "the endpoint has no signing secret", None, 0)
@@ -281,7 +291,8 @@ class Dispatcher:
                 logged.append(
                     {
                         "member_id": delivery.member_id, "partner_id": delivery.partner_id,
-                        "consent_id": delivery.consent_id, "categories": spec.disclosed,
+                        "consent_id": delivery.consent_id,
+                        "categories": " ".join(sorted(spec.relies_on(delivery.body))),
                         "occurred_at": now, "via": f"webhook:{spec.name}",
                     }
                 )  # fmt: skip
