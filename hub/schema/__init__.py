@@ -23,13 +23,14 @@ from hub.schema.limits import Limits
 from hub.schema.members import MemberMutations, MemberQueries, members_by_pairwise_ids
 from hub.schema.points import PointsMutations, PointsQueries
 from hub.schema.purchases import PurchaseMutations
+from hub.schema.retention import RetentionQueries
 from hub.schema.scalars import SCALARS
 from hub.schema.viewer import ViewerQueries
 from hub.schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(ViewerQueries, MemberQueries, PointsQueries, WebhookQueries):
+class Query(ViewerQueries, MemberQueries, PointsQueries, RetentionQueries, WebhookQueries):
     pass
 
 

@@ -34,6 +34,7 @@ from hub.schema.points import (
     points_needs,
 )
 from hub.schema.programme import MemberTier, PurchaseSummary, member_tier, purchase_summary, summary_needs, tier_needs
+from hub.schema.retention import MemberRetention, member_retention, retention_needs
 
 log = logging.getLogger("hub.members")
 
@@ -85,6 +86,9 @@ class Member:
         default=None, description="The member's tier: level, benefits at the till, and why (progress and history)."
     )
     consents: list[Consent] = strawberry.field(default_factory=list, description="Your consent with this member.")
+    retention: MemberRetention | None = strawberry.field(
+        default=None, description="The churn model's view of the member's relationship with you (null until scored)."
+    )
     view: strawberry.Private[MemberView]
 
     @strawberry.field(description="Your own transactions with this member.")
@@ -126,6 +130,7 @@ NESTED: dict[str, Nested] = {
     "points": Nested(points_needs, permission="points:read", value=member_points),
     "tier": Nested(tier_needs, permission="member:read", value=member_tier),
     "consents": Nested(consents_needs, scope="consent:read", value=member_consents),
+    "retention": Nested(retention_needs, permission="analytics:read", value=member_retention),
     "pointsHistory": Nested(history_needs),  # with arguments: resolvers
     "purchaseSummary": Nested(summary_needs),
 }
