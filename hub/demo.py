@@ -13,12 +13,14 @@ import random
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.consent import requests as consent_requests
 from hub.consent.service import Evidence
+from hub.db import Database
 from hub.errors import DomainError
 from hub.members import claims
 from hub.members import service as members
@@ -59,7 +61,8 @@ DEMO_PARTNERS = [
         "Kangjian Pharmacy",
         "pharmacy_chain",
         "member:read member:enroll points:read points:earn points:redeem "
-        "points:reverse purchases:write purchases:read consent:read consent:request settlement:read webhooks:manage",
+        "points:reverse purchases:write purchases:read consent:read consent:request settlement:read webhooks:manage "
+        "analytics:read",
         "DEMO-PH",
         1.0,
     ),
@@ -87,6 +90,10 @@ DEMO_PARTNERS = [
 # the browser's address bar).
 DEMO_MEMBER_PHONE = "+8613800138000"
 SHOPPER = ["member:read", "points:read", "points:earn", "points:redeem", "purchases:write"]
+# Most of the pharmacy's members also let it profile their visits (a health-related permission: it expires).
+PROFILED = [*SHOPPER, "analytics:read"]
+PROFILED_SHARE = 0.85
+HISTORY_DAYS = 540  # the pharmacy's members first bought within the last year and a half
 DEMO_APP_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
 
@@ -156,13 +163,15 @@ async def seed(
         for p, (_n, _k, _s, prefix, share) in zip(created, DEMO_PARTNERS, strict=True):
             if rng.random() >= share:
                 continue
+            profiled = p is created[0] and rng.random() < PROFILED_SHARE
             enrolment = members.Enrolment(
                 external_id=f"{prefix}-{i + 1:05d}",
                 phone=phone,
                 name=name,
                 birthday=birthday,
-                permissions=SHOPPER,
+                permissions=PROFILED if profiled else SHOPPER,
                 evidence=Evidence(policy_version="2026-01", channel="POS", actor=f"partner:{p.public_id}"),
+                consent_expires_at=now + timedelta(days=365) if profiled else None,
             )
             try:
                 async with conn.begin_nested():
@@ -195,7 +204,7 @@ async def _demo_member(
     """The portal's demo member: enrolled at the pharmacy and the gym; the insurer asks to read purchases."""
     pharmacy, insurer, gym = created
     for p, external_id in ((pharmacy, "DEMO-PH-MEMBER"), (gym, "DEMO-GY-MEMBER"), (insurer, "DEMO-IN-MEMBER")):
-        permissions = SHOPPER if p is not insurer else ["member:read"]
+        permissions = PROFILED if p is pharmacy else SHOPPER if p is gym else ["member:read"]
         pairwise_id, member_id = await _enrol_confirmed(
             conn,
             p,
@@ -206,6 +215,7 @@ async def _demo_member(
                 birthday=date(1985, now.month, 1),
                 permissions=permissions,
                 evidence=Evidence(policy_version="2026-01", channel="POS", actor=f"partner:{p.public_id}"),
+                consent_expires_at=now + timedelta(days=365) if p is pharmacy else None,
             ),
             now,
             programme,
@@ -232,24 +242,27 @@ async def _points_activity(
     policy: PointsPolicy,
     programme: Programme,
 ) -> None:
-    """Members shop at the pharmacy (points, growth, tiers); gym members spend some points at the gym (a
-    settlement line). The demo member's purchases take them to 银卡, so their tier and its reasons can be read."""
+    """Members shop at the pharmacy (points, growth, tiers) over a year and a half, each as BG/NBD tells it: at their
+    own pace until, after some visit, they stop coming (so the retention model has cohorts, regulars and the
+    lapsed to find); gym members spend some points at the gym (a settlement line). The demo member shops every few
+    weeks, and a device takes them to 银卡, so their tier and its reasons can be read."""
     pharmacy, insurer, gym = created
     for p, kinds in ((insurer, ["HEALTH_CHECK", "VACCINATION"]), (gym, ["GYM_VISIT", "WORKOUT"])):
         await partners.set_terms(conn, partner_public_id=p.public_id, activity_kinds=kinds, now=now)
     categories = ("otc", "vitamins", "devices", "personal care")
     for n, pairwise_id in enumerate(links.get(pharmacy.public_id, [])):
-        baskets = [("5600.00", "devices")] if n == 0 else [
-            (f"{rng.randint(2000, 120000) / 100:.2f}", rng.choice(categories)) for _ in range(rng.randint(1, 3))
-        ]  # fmt: skip
-        for b, (amount, category) in enumerate(baskets):
+        if n == 0:
+            visits = [(days, "168.00", "vitamins") for days in range(360, 9, -24)] + [(12, "5600.00", "devices")]
+        else:
+            visits = [(days, f"{rng.randint(2000, 60000) / 100:.2f}", rng.choice(categories)) for days in _visits(rng)]
+        for b, (days_ago, amount, category) in enumerate(visits):
             await purchases.record(
                 conn,
                 pharmacy.id,
                 purchases.RecordPurchase(
                     member_id=pairwise_id,
                     reference=f"DEMO-{n}-{b}",
-                    occurred_at=now - timedelta(days=rng.randint(8, 90)),
+                    occurred_at=now - timedelta(days=days_ago, minutes=rng.randint(0, 600)),
                     store_id="DEMO-STORE-1",
                     lines=(purchases.LineInput(f"SKU-{rng.randint(1000, 9999)}", category, amount),),
                     idempotency_key=f"demo-purchase-{n}-{b}",
@@ -266,6 +279,31 @@ async def _points_activity(
                     await ledger.redeem(conn, gym.id, redeem, now)
             except DomainError:
                 continue  # a gym member who never shopped at the pharmacy has no points
+
+
+def _visits(rng: random.Random) -> list[int]:
+    """Days ago of one member's visits: the first within HISTORY_DAYS, then visits at the member's own rate (a
+    month apart on average, some far more often) until they leave for good after a visit (1 in 5 on average)."""
+    rate = rng.gammavariate(1.5, 1 / 45)  # visits a day
+    leave = rng.betavariate(1.0, 4.0)
+    first = rng.randint(2, HISTORY_DAYS)
+    days, t = [first], float(first)
+    while len(days) < 12:
+        t -= rng.expovariate(rate)
+        if t < 1:
+            break
+        days.append(int(t))
+        if rng.random() < leave:
+            break
+    return days
+
+
+async def score(db: Database, now: datetime, zone: ZoneInfo) -> None:
+    """The demo's first retention scores (the worker rescores daily after). Their `member.at_risk` events wait in
+    the outbox: a webhook endpoint the pharmacy registers before the worker first runs receives them."""
+    from hub.retention import service as retention
+
+    await retention.rescore_due(db, now, timedelta(hours=24), zone)
 
 
 def save_credentials(path: Path, clients: list[DemoClient]) -> None:

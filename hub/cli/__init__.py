@@ -8,7 +8,21 @@ from typing import Annotated
 
 import typer
 
-from hub.cli import clients, db, demo, imports, keys, ledger, partners, programme, schema, serve, webhooks, worker
+from hub.cli import (
+    analytics,
+    clients,
+    db,
+    demo,
+    imports,
+    keys,
+    ledger,
+    partners,
+    programme,
+    schema,
+    serve,
+    webhooks,
+    worker,
+)
 
 app = typer.Typer(help="hub: the partner-integration hub for pharmacy membership coalitions.", no_args_is_help=True)
 
@@ -32,7 +46,7 @@ def main(
     """hub: the partner-integration hub for pharmacy membership coalitions."""
 
 
-for group in (db, partners, clients, ledger, webhooks, demo, imports, programme, schema, keys):
+for group in (db, partners, clients, ledger, webhooks, demo, imports, programme, schema, keys, analytics):
     app.add_typer(group.app, name=group.NAME)
 app.command("worker")(worker.worker)
 app.command("serve")(serve.serve)

@@ -29,13 +29,15 @@ def seed(
         async with hub.db.write() as conn:
             if await demo.is_seeded(conn):
                 raise DomainError("ALREADY_SEEDED", "the database already has partners; not seeding")
-            return await demo.seed(
+            clients = await demo.seed(
                 conn,
                 now=hub.clock.now(),
                 policy=hub.settings.points_policy,
                 programme=hub.settings.programme,
                 members_count=members,
             )
+        await demo.score(hub.db, hub.clock.now(), hub.settings.points_policy.zone)
+        return clients
 
     clients = out.run(work)
     demo.save_credentials(settings.demo_credentials_file, clients)

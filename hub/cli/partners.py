@@ -79,10 +79,13 @@ def terms(
     activity_kinds: Annotated[
         str | None, typer.Option(help='Health activities it may record, e.g. "GYM_VISIT WORKOUT" ("" for none)')
     ] = None,
+    at_risk_threshold: Annotated[
+        float | None, typer.Option(help="Announce a member as at risk (member.at_risk) once P(alive) falls below this")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Set a partner's point value, billing (prepaid partners must be funded before they can issue) and the
-    health-activity kinds its contract covers."""
+    """Set a partner's point value, billing (prepaid partners must be funded before they can issue), the
+    health-activity kinds its contract covers and its at-risk threshold."""
     out = Output(as_json)
     try:
         value = Decimal(point_value) if point_value is not None else None
@@ -97,6 +100,7 @@ def terms(
                 point_value=value,
                 billing=billing,
                 activity_kinds=activity_kinds.split() if activity_kinds is not None else None,
+                at_risk_threshold=at_risk_threshold,
                 now=hub.clock.now(),
             )
 
@@ -106,6 +110,7 @@ def terms(
         "point_value": str(found.point_value),
         "billing": found.billing,
         "activity_kinds": list(found.activity_kinds),
+        "at_risk_threshold": found.at_risk_threshold,
     }
     out.emit(data, "terms")
 

@@ -68,9 +68,11 @@ def _prepare_demo(settings: Settings) -> None:
         async with hub.db.write() as conn:
             if await demo.is_seeded(conn):
                 return None
-            return await demo.seed(
+            clients = await demo.seed(
                 conn, now=hub.clock.now(), policy=hub.settings.points_policy, programme=hub.settings.programme
             )
+        await demo.score(hub.db, hub.clock.now(), hub.settings.points_policy.zone)
+        return clients
 
     out = Output()
     clients = out.run(work)

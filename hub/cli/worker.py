@@ -24,8 +24,8 @@ def worker(
     metrics_address: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
     as_json: JsonOption = False,
 ) -> None:
-    """Run the periodic jobs (mature pending points, expire lots, holds and consents, forget expired tokens, prune
-    webhook deliveries) and deliver webhooks.
+    """Run the periodic jobs (mature pending points, expire lots, holds and consents, announce points expiring
+    soon, rescore members' retention daily, forget expired tokens, prune webhook deliveries) and deliver webhooks.
 
     Safe to run as several processes: they share the work through row locks (FOR UPDATE SKIP LOCKED). With
     `--json`, one JSON object a line: each round's counts."""
@@ -40,6 +40,7 @@ def worker(
     from hub.auth.housekeeping import purge_expired
     from hub.consent.service import expire_due
     from hub.points import jobs
+    from hub.retention.service import rescore_due
     from hub.tiers.jobs import review_tiers
     from hub.webhooks import delivery, transport
 
@@ -49,12 +50,19 @@ def worker(
         async with hub.db.write() as conn:
             consents = await expire_due(conn, hub.clock.now())
         reviewed, gifts = await review_tiers(hub.db, hub.settings, hub.clock.now())
+        settings = hub.settings
+        expiring = await jobs.announce_expiring(hub.db, hub.clock.now(), timedelta(days=settings.expiry_notice_days))
+        every = timedelta(hours=settings.retention_rescore_hours)
+        rescored = await rescore_due(hub.db, hub.clock.now(), every, settings.points_policy.zone)
         purged = await purge_expired(hub.db, datetime.now(UTC))
         pruned = await delivery.prune(hub.db, hub.clock.now(), timedelta(days=hub.settings.webhook_retention_days))
         done = {
             "matured_points": report.matured_points, "expired_points": report.expired_points,
             "expired_holds": report.expired_holds, "expired_consents": consents, "reviewed_tiers": reviewed,
-            "birthday_gifts": gifts, "forgotten_records": purged, "pruned_webhook_deliveries": pruned,
+            "birthday_gifts": gifts, "expiring_points_notices": expiring,
+            "retention_scored_partners": sum(1 for r in rescored if r.fit is not None),
+            "at_risk_announced": sum(r.announced for r in rescored),
+            "forgotten_records": purged, "pruned_webhook_deliveries": pruned,
         }  # fmt: skip
         for job, count in done.items():
             metrics.WORKER_JOBS.labels(job).inc(count)
