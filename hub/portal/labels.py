@@ -30,6 +30,26 @@ LABELS: dict[str, dict[str, str]] = {
     "held": {"zh": "冻结", "en": "Held"},
     "lifetime": {"zh": "累计获得", "en": "Earned in total"},
     "tier": {"zh": "会员等级", "en": "Tier"},
+    "profiling": {"zh": "商家对您的到店分析", "en": "How partners' analytics see you"},
+    "profiling_explained": {
+        "zh": "您同意了“读取统计分析”的商家，会根据您在该商家的购买记录估计您仍常来光顾的可能性，并把会员分组"
+        "（如“忠实”“可能流失”），用于回访或优惠。撤回该项同意后，分析结果会立即删除。",
+        "en": "A partner you allowed analytics estimates, from your purchases there, how likely you are to still be "
+        "its customer, and places you in a group (such as loyal or at risk) to decide on follow-ups or offers. "
+        "Withdraw that permission and the results are deleted at once.",
+    },
+    "p_alive": {"zh": "仍常光顾的可能性", "en": "Likelihood you still shop there"},
+    "segment": {"zh": "分组", "en": "Group"},
+    "scored_at": {"zh": "分析时间", "en": "Analysed on"},
+    "champions": {"zh": "核心会员", "en": "Champions"},
+    "loyal": {"zh": "忠实会员", "en": "Loyal"},
+    "cannot_lose": {"zh": "重要挽留", "en": "Cannot lose"},
+    "at_risk": {"zh": "可能流失", "en": "At risk"},
+    "new": {"zh": "新会员", "en": "New"},
+    "promising": {"zh": "潜力会员", "en": "Promising"},
+    "needs_attention": {"zh": "需要关注", "en": "Needs attention"},
+    "hibernating": {"zh": "沉睡", "en": "Hibernating"},
+    "lost": {"zh": "已流失", "en": "Lost"},
     "discount": {"zh": "折扣", "en": "Discount (price ×)"},
     "points_multiplier": {"zh": "积分倍数", "en": "Points"},
     "birthday_gift": {"zh": "生日礼", "en": "birthday gift"},

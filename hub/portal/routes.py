@@ -43,6 +43,7 @@ from hub.portal.pages import (
     words,
 )
 from hub.programme.earning import yuan
+from hub.retention import queries as retention
 from hub.tiers import service as tiers
 
 log = logging.getLogger("hub.portal")
@@ -154,6 +155,7 @@ async def home(visit: Visit) -> Response:
         state = await tiers.state(conn, member_id)
         progress = await tiers.progress(conn, member_id, state, version, now, hub.settings.points_policy.zone)
         locked_at = await signin.lockout_notice(conn, member_id)
+        profiles = await retention.of_member(conn, member_id)
     if locked_at is not None:  # told once, at the next visit
         async with hub.db.write() as conn:
             await signin.clear_lockout_notice(conn, member_id)
@@ -165,6 +167,7 @@ async def home(visit: Visit) -> Response:
         locked_at=locked_at,
         level=version.tiers.by_number(state.level),
         progress=progress,
+        profiles=profiles,
         yuan=yuan,
     )
 
