@@ -159,10 +159,14 @@ def report(
     to: Annotated[str, typer.Option(help="Last day (ISO 8601 date)")],
     format_: Annotated[str, typer.Option("--format", help="table, json, csv or png")] = "table",
     output: Annotated[Path | None, typer.Option(help="Write to this file (required for png)")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """The retention report over the partner's members who consented to analytics: cohorts, active members,
-    repurchase rate, churn, mean P(alive) and segments (groups under 10 members suppressed)."""
-    out = Output(format_ == "json")
+    repurchase rate, churn, mean P(alive) and segments (groups under 10 members suppressed). `--json` is
+    `--format json`; errors are then JSON too."""
+    if as_json and format_ == "table":
+        format_ = "json"
+    out = Output(format_ == "json" or as_json)
     if format_ not in FORMATS:
         out.fail("INVALID_INPUT", f"--format is one of {', '.join(FORMATS)}")
     if format_ == "png":

@@ -76,7 +76,7 @@ class FitError(ValueError):
 
 
 MIN_MEMBERS = 20
-BOUND = 10.0  # on each log-parameter: e^±10 is beyond any plausible purchase rate or dropout mixture
+BOUND = 10.0  # on each log-parameter: e^±10 stands for "no spread" (the limit) on the rescaled clock
 MIN_REPEAT_MEMBERS = 5
 
 
@@ -98,19 +98,29 @@ def fit_bgnbd(patterns: Patterns, penalty: float = 0.0) -> Fit:
         value = -float(np.dot(w, bgnbd_log_likelihood(params, x, t_x, T))) / members
         return value + penalty * float(np.sum(params**2))
 
-    found = optimize.minimize(negative, np.zeros(4), method="L-BFGS-B", bounds=[(-BOUND, BOUND)] * 4)
-    if not np.isfinite(found.fun):
-        found = optimize.minimize(negative, np.zeros(4), method="Nelder-Mead", options={"maxiter": 4000})
+    bounds = [(-BOUND, BOUND)] * 4
+    found = optimize.minimize(negative, np.zeros(4), method="L-BFGS-B", bounds=bounds)
+    if not found.success:
+        # L-BFGS-B's line search gives up ("ABNORMAL") on a flat optimum, where finite-difference gradients are
+        # mostly noise, or it ran into a non-finite likelihood: finish without gradients from where it stopped.
+        start = found.x if np.isfinite(found.fun) else np.zeros(4)
+        found = optimize.minimize(
+            negative, start, method="Nelder-Mead", bounds=bounds,
+            options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-10},
+        )  # fmt: skip
     r, alpha, a, b = np.exp(found.x)
     params = BgNbd(float(r), float(alpha / scale), float(a), float(b))
     natural = np.array([r, alpha / scale, a, b])
     log_likelihood = float(np.dot(w, bgnbd_log_likelihood(natural, x, patterns.t_x, patterns.T)))
-    converged, message = bool(found.success), str(found.message)
-    if np.any(np.abs(found.x) >= BOUND - 0.01):
-        # A parameter ran to its bound: the data show (almost) no difference between members' rates or dropout
-        # (clockwork visits, say), which BG/NBD's mixtures cannot describe. No trustworthy scores.
-        converged, message = False, f"a parameter reached its bound ({params.as_dict()}): the data do not fit BG/NBD"
-    return Fit(params, log_likelihood, converged, message, int(found.nit))
+    message = str(found.message)
+    names = ("r", "alpha", "a", "b")
+    at_bound = [name for name, value in zip(names, found.x, strict=True) if abs(value) >= BOUND - 0.01]
+    if at_bound:
+        # The limit of a mixture with no spread: members who all buy at one rate (r, α → ∞ at a fixed r/α) or all
+        # drop out with one probability (a, b → ∞ at a fixed a/(a+b)). The likelihood is flat along that ridge, so
+        # the predictions hold; say which, as the members do not differ there.
+        message = f"{message} ({', '.join(at_bound)} at the bound: no spread between members there)"
+    return Fit(params, log_likelihood, bool(found.success), message, int(found.nit))
 
 
 def p_alive(params: BgNbd, x: Floats, t_x: Floats, T: Floats) -> Floats:

@@ -19,7 +19,7 @@ def draw(found: Report, check: WeeklyCheck | None, title: str, path: Path) -> No
     figure, (heat, sizes, weekly) = plt.subplots(3, 1, figsize=(10, 14), layout="constrained")
     figure.suptitle(f"{title}: {found.start.isoformat()} to {found.end.isoformat()}")
 
-    shown = [c for c in found.cohorts if not c.suppressed and c.size is not None]
+    shown = [c for c in found.cohorts if c.size]  # suppressed (None) and empty cohorts have no row
     width = max((len(c.retained or []) for c in shown), default=0)
     grid = np.full((max(len(shown), 1), max(width, 1)), np.nan)
     for row, cohort in enumerate(shown):
