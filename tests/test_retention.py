@@ -205,7 +205,10 @@ async def test_the_member_sees_their_segment_in_the_portal_and_the_export(
     assert mine["partner"].startswith("Partner ") and mine["segment"] and 0 <= mine["pAlive"] <= 1
 
 
-async def test_at_risk_members_reach_the_partner_once_in_90_days(hub: Hub, make_partner: Any, tmp_path: Path) -> None:
+async def test_at_risk_members_reach_the_partner_once_in_90_days(
+    hub: Hub, make_partner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "ANNOUNCE_CHUNK", 4)  # a few members per chunk: the notices span several
     chain: PartnerClient = await make_partner(scopes=ANALYTICS)
     now = hub.clock.now()
     zone = hub.settings.points_policy.zone

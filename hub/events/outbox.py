@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.db import bulk_insert
 from hub.events.models import event
 
 
@@ -25,3 +27,24 @@ async def record(
             type=type_, member_id=member_id, partner_id=partner_id, payload=payload or {}, occurred_at=now
         )
     )
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    member_id: int | None = None
+    partner_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_many(conn: AsyncConnection, events: list[Event], *, now: datetime) -> None:
+    """Many events in one write (a batch job's notices), as `record` writes one."""
+    await bulk_insert(
+        conn,
+        event,
+        [
+            {"type": e.type, "member_id": e.member_id, "partner_id": e.partner_id, "payload": e.payload,
+             "occurred_at": now}
+            for e in events
+        ],
+    )  # fmt: skip

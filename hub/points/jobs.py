@@ -80,17 +80,16 @@ async def announce_expiring(db: Database, now: datetime, within: timedelta, batc
             .on_conflict_do_nothing()
             .returning(expiry_notice.c.member_id, expiry_notice.c.expires_at, expiry_notice.c.points)
         )  # fmt: skip
-        announced = 0
-        for row in written:
-            await outbox.record(
-                conn,
+        events = [
+            outbox.Event(
                 "points.expiring",
-                now=now,
                 member_id=row.member_id,
                 payload={"points": int(row.points), "expiresAt": row.expires_at.isoformat()},
             )
-            announced += 1
-    return announced
+            for row in written
+        ]
+        await outbox.record_many(conn, events, now=now)
+    return len(events)
 
 
 async def run_once(db: Database, now: datetime, batch: int = 500) -> JobReport:

@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.db import Database, bulk_insert
+from hub.db import Database, among, bulk_insert
 from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
@@ -260,49 +260,53 @@ async def _replace_scores(
 
 async def _announce(conn: AsyncConnection, partner_id: int, rows: list[dict[str, Any]], now: datetime) -> int:
     """`member.at_risk` for each newly at-risk member not announced to this partner in the last 90 days, with what
-    a win-back offer needs: the member's available points and the points that expire soonest."""
-    if not rows:
-        return 0
-    ids = [r["member_id"] for r in rows]
+    a win-back offer needs: the member's available points and the points that expire soonest. A first scoring can
+    find a large share of a partner's members at risk: they are told in chunks, each a few statements."""
+    told = 0
+    for start in range(0, len(rows), ANNOUNCE_CHUNK):
+        told += await _announce_chunk(conn, partner_id, rows[start : start + ANNOUNCE_CHUNK], now)
+    return told
+
+
+ANNOUNCE_CHUNK = 5_000  # members per statement: SQLite takes at most 32,766 bound parameters
+
+
+async def _announce_chunk(conn: AsyncConnection, partner_id: int, rows: list[dict[str, Any]], now: datetime) -> int:
+    dialect = conn.dialect.name
+    notices = retention_notice.c
     recent = set(
         await conn.scalars(
-            select(retention_notice.c.member_id).where(
-                retention_notice.c.partner_id == partner_id,
-                retention_notice.c.member_id.in_(ids),
-                retention_notice.c.notified_at > now - NOTICE_EVERY,
+            select(notices.member_id).where(
+                notices.partner_id == partner_id,
+                among(dialect, notices.member_id, [r["member_id"] for r in rows]),
+                notices.notified_at > now - NOTICE_EVERY,
             )
         )
     )
     due = [r for r in rows if r["member_id"] not in recent]
     if not due:
         return 0
-    balances = await points.available_and_expiring(conn, [r["member_id"] for r in due])
+    ids = [r["member_id"] for r in due]
+    balances = await points.available_and_expiring(conn, ids)
+    events = []
     for row in due:
         available, soonest = balances.get(row["member_id"], (0, None))
-        await outbox.record(
-            conn,
-            "member.at_risk",
-            now=now,
-            member_id=row["member_id"],
-            partner_id=partner_id,
-            payload={
-                "pAlive": round(row["p_alive"], 4),
-                "segment": row["segment"],
-                "lastPurchaseDate": row["last_purchase_at"].date().isoformat(),
-                "availablePoints": available,
-                "expiringSoonest": None
-                if soonest is None
-                else {"points": soonest.points, "expiresAt": soonest.expires_at.isoformat()},
-            },
-        )
+        payload = {
+            "pAlive": round(row["p_alive"], 4),
+            "segment": row["segment"],
+            "lastPurchaseDate": row["last_purchase_at"].date().isoformat(),
+            "availablePoints": available,
+            "expiringSoonest": None
+            if soonest is None
+            else {"points": soonest.points, "expiresAt": soonest.expires_at.isoformat()},
+        }
+        events.append(outbox.Event("member.at_risk", row["member_id"], partner_id, payload))
+    await outbox.record_many(conn, events, now=now)
     await conn.execute(
-        delete(retention_notice).where(
-            retention_notice.c.partner_id == partner_id, retention_notice.c.member_id.in_([r["member_id"] for r in due])
-        )
+        delete(retention_notice).where(notices.partner_id == partner_id, among(dialect, notices.member_id, ids))
     )
-    await conn.execute(
-        insert(retention_notice),
-        [{"partner_id": partner_id, "member_id": r["member_id"], "notified_at": now} for r in due],
+    await bulk_insert(
+        conn, retention_notice, [{"partner_id": partner_id, "member_id": m, "notified_at": now} for m in ids]
     )
     return len(due)
 
