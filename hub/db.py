@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -207,14 +207,30 @@ async def reserve_ids(conn: AsyncConnection, table: Table, count: int) -> list[i
 
 async def bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Many rows at once: COPY on PostgreSQL, executemany on SQLite. Every row has the same keys."""
-    if not rows:
+    if rows:
+        columns = list(rows[0])
+        await _insert_records(conn, table, columns, [tuple(row[c] for c in columns) for row in rows])
+
+
+async def bulk_insert_columns(conn: AsyncConnection, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
+    """Many rows given column by column, as a batch job computes them (numpy arrays turned into lists): no
+    per-row dict in between. Every column has the same length."""
+    await _insert_records(conn, table, list(columns), list(zip(*columns.values(), strict=True)))
+
+
+async def _insert_records(
+    conn: AsyncConnection, table: Table, columns: list[str], records: list[tuple[Any, ...]]
+) -> None:
+    if not records:
         return
     if conn.dialect.name != "postgresql":
-        await conn.execute(insert(table), rows)
+        await conn.execute(insert(table), [dict(zip(columns, record, strict=True)) for record in records])
         return
-    columns = list(rows[0])
     # JSON columns go as text, None included: SQLAlchemy's JSON type stores None as JSON null too.
-    as_json = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    records = [tuple(json.dumps(row[c]) if c in as_json else row[c] for c in columns) for row in rows]
+    as_json = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    if as_json:
+        records = [
+            tuple(json.dumps(value) if i in as_json else value for i, value in enumerate(record)) for record in records
+        ]
     raw = await conn.get_raw_connection()
     await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)  # type: ignore[union-attr]

@@ -13,9 +13,12 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,12 +27,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
+from hub.demo import DEMO_MEMBER_PHONE
 from hub.partners import service as partners
 from hub.state import Hub
-from tests.conftest import SmsGateway, live_server
+from tests.conftest import ROOT, SmsGateway, live_server
 from tests.portal_helpers import enrolled_member
+from tests.test_cli import hub_cli
 from tests.test_live_server import _free_port
 from tests.test_purchases import buy, line
+from tests.webhook_helpers import CREATE, Receiver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REQUIRED = os.environ.get("HUB_REQUIRE_BROWSER") == "1"
@@ -309,3 +315,101 @@ async def test_graphiql_runs_a_query_with_no_network_but_the_hub(
     assert elsewhere == [], elsewhere
     assert "member:read" in (result or "")
     assert stored["origins"] == [], stored  # nothing in localStorage for the hub (or anyone)
+
+
+AT_RISK = "member.at_risk"
+AT_RISK_AND_REPORT = """query($from: Date!, $to: Date!) {
+  atRiskMembers(first: 5) { edges { node { id retention { pAlive segment atRisk } } } }
+  retentionReport(from: $from, to: $to) { cohorts { month size retained } activeMembers repurchaseRate }
+}"""
+
+
+async def test_the_demo_coalitions_retention_from_outside(
+    fresh_database_url: str, page: Any, sms_gateway: SmsGateway, shots: Path, tmp_path: Path
+) -> None:
+    """What an operator, the demo pharmacy and the demo member each see of retention on a freshly seeded demo:
+    at-risk members and the report over GraphQL, `member.at_risk` at the pharmacy's endpoint once the worker runs,
+    the report drawn as a PNG, and the member's own segment in the portal."""
+    assert hub_cli(fresh_database_url, tmp_path, "db", "upgrade").returncode == 0
+    seeded = hub_cli(fresh_database_url, tmp_path, "demo", "seed", "--members", "120", "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    pharmacy = next(c for c in json.loads(seeded.stdout)["clients"] if c["kind"] == "pharmacy_chain")
+    env = {
+        "HUB_DATABASE_URL": fresh_database_url,
+        "HUB_KEYS_DIR": str(tmp_path),
+        "HUB_SMS_GATEWAY_URL": sms_gateway.url,
+        "HUB_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+    receiver = Receiver()
+    try:
+        with live_server(env, _free_port()) as base:
+            async with httpx.AsyncClient(base_url=base) as http:
+                issued = await http.post(
+                    "/oauth/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(pharmacy["client_id"], pharmacy["client_secret"]),
+                )
+                bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+                today = date.today()
+                asked = await http.post(
+                    "/graphql",
+                    json={
+                        "query": AT_RISK_AND_REPORT,
+                        "variables": {"from": (today - timedelta(days=365)).isoformat(), "to": today.isoformat()},
+                    },
+                    headers=bearer,
+                )
+                data = asked.json()["data"]
+                created = await http.post(
+                    "/graphql",
+                    json={"query": CREATE, "variables": {"input": {"url": receiver.url, "eventTypes": [AT_RISK]}}},
+                    headers=bearer,
+                )
+                assert created.json()["data"]["createWebhookEndpoint"]["errors"] == []
+            at_risk = [e["node"] for e in data["atRiskMembers"]["edges"]]
+            assert at_risk and all(n["retention"]["atRisk"] for n in at_risk)
+            assert data["retentionReport"]["activeMembers"] > 0
+            assert any(c["size"] for c in data["retentionReport"]["cohorts"])
+
+            # The scores made at seeding announced the members at risk; a worker, started as an operator does,
+            # delivers them behind the demo's other events.
+            told = deliver_with_a_worker(env, receiver, "member.at_risk")
+            assert told and all(r.json["data"]["memberId"].startswith("mbr_") for r in told)
+            assert all(0 <= r.json["data"]["pAlive"] <= 1 and r.json["data"]["segment"] for r in told)
+
+            chart = tmp_path / "retention.png"
+            drawn = hub_cli(
+                fresh_database_url, tmp_path, "analytics", "report", "--partner", pharmacy["partner_id"],
+                "--from", (today - timedelta(days=365)).isoformat(), "--to", today.isoformat(),
+                "--format", "png", "--output", str(chart),
+            )  # fmt: skip
+            assert drawn.returncode == 0, drawn.stderr
+            assert chart.read_bytes().startswith(b"\x89PNG") and chart.stat().st_size > 10_000
+
+            await sign_in(page, base, DEMO_MEMBER_PHONE, sms_gateway)
+            segment = await page.text_content("[data-testid=profiling] [data-testid=segment]")
+            await page.screenshot(path=str(shots / "11-retention-in-the-portal.png"), full_page=True)
+        assert segment and segment.strip()
+    finally:
+        receiver.close()
+
+
+def deliver_with_a_worker(env: dict[str, str], receiver: Receiver, event_type: str) -> list[Any]:
+    """`hub worker` as a process until `event_type` reached the receiver (or a minute passed)."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "worker", "--interval", "60"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):
+            if receiver.of_type(event_type):
+                time.sleep(1)  # the rest of the batch
+                break
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    return receiver.of_type(event_type)

@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.db import Database, among, bulk_insert
+from hub.db import Database, among, bulk_insert, bulk_insert_columns
 from hub.errors import DomainError
 from hub.events import outbox
 from hub.ids import new_id
@@ -237,25 +237,34 @@ async def _replace_scores(
     )
     await conn.execute(delete(retention_score).where(retention_score.c.partner_id == partner_id))
     s = fitted.scores
-    offset = as_of.astimezone(zone).utcoffset() or timedelta(0)
-    last_purchase = [
-        datetime.fromtimestamp(int(day) * 86_400 - offset.total_seconds(), UTC) for day in members.last_day
+    count = len(members)
+    offset = (as_of.astimezone(zone).utcoffset() or timedelta(0)).total_seconds()
+    # Column by column from the arrays: a million members are a few lists, not a million dicts.
+    columns: dict[str, list[Any]] = {
+        "partner_id": [partner_id] * count,
+        "member_id": members.member_id.tolist(),
+        "fit_id": [fit_pk] * count,
+        "p_alive": s.p_alive.tolist(),
+        "expected_purchases_90d": s.expected_90d.tolist(),
+        "value_12m": np.rint(s.value_12m).astype(np.int64).tolist() if s.value_12m is not None else [None] * count,
+        "recency_days": members.recency_days.tolist(),
+        "frequency": members.days.tolist(),
+        "monetary": members.spend.tolist(),
+        "r": s.r.tolist(),
+        "f": s.f.tolist(),
+        "m": s.m.tolist(),
+        "segment": list(s.segment),
+        "at_risk": s.at_risk.tolist(),
+        "last_purchase_at": [datetime.fromtimestamp(day * 86_400 - offset, UTC) for day in members.last_day.tolist()],
+        "scored_at": [as_of] * count,
+    }
+    await bulk_insert_columns(conn, retention_score, columns)
+    newly = [
+        {name: columns[name][i] for name in ("member_id", "p_alive", "segment", "last_purchase_at")}
+        for i in np.flatnonzero(s.at_risk).tolist()
+        if columns["member_id"][i] not in before
     ]
-    rows = [
-        {
-            "partner_id": partner_id, "member_id": int(members.member_id[i]), "fit_id": fit_pk,
-            "p_alive": float(s.p_alive[i]), "expected_purchases_90d": float(s.expected_90d[i]),
-            "value_12m": round(float(s.value_12m[i])) if s.value_12m is not None else None,
-            "recency_days": int(members.recency_days[i]), "frequency": int(members.days[i]),
-            "monetary": int(members.spend[i]), "r": int(s.r[i]), "f": int(s.f[i]), "m": int(s.m[i]),
-            "segment": s.segment[i], "at_risk": bool(s.at_risk[i]), "last_purchase_at": last_purchase[i],
-            "scored_at": as_of,
-        }
-        for i in range(len(members))
-    ]  # fmt: skip
-    await bulk_insert(conn, retention_score, rows)
-    newly = [i for i in range(len(members)) if s.at_risk[i] and int(members.member_id[i]) not in before]
-    return await _announce(conn, partner_id, [rows[i] for i in newly], as_of)
+    return await _announce(conn, partner_id, newly, as_of)
 
 
 async def _announce(conn: AsyncConnection, partner_id: int, rows: list[dict[str, Any]], now: datetime) -> int:
