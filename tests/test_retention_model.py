@@ -173,3 +173,34 @@ def test_a_member_who_never_came_back_is_judged_by_recency() -> None:
     scores = scoring.score(came_back, CDNOW, None, threshold=0.3)
     assert scores.p_alive[2] == 1.0 and scores.p_alive[3] == 1.0
     assert scores.at_risk.tolist()[2:] == [True, False]  # 50 days since their only purchase day; 10 days
+
+
+def test_the_likelihoods_gradient_is_its_derivative() -> None:
+    """The fit's analytic gradient against central differences, at parameters on both sides of 1 and members
+    who never came back, came back often, or bought on their last day."""
+    x = np.array([0.0, 0.0, 1.0, 3.0, 12.0, 40.0, 2.0])
+    t_x = np.array([0.0, 0.0, 5.0, 20.0, 30.0, 51.0, 10.0])
+    T = np.array([3.0, 52.0, 30.0, 52.0, 52.0, 52.0, 10.0])
+    for params in (CDNOW, OTHER, model.BgNbd(r=2.5, alpha=0.3, a=0.2, b=9.0)):
+        at = np.array(list(params.as_dict().values()))
+        _, slopes = model.bgnbd_log_likelihood_and_gradient(at, x, t_x, T)
+        assert slopes is not None
+        for i in range(4):
+            step = np.zeros(4)
+            step[i] = 1e-6 * at[i]
+            above = model.bgnbd_log_likelihood(at + step, x, t_x, T)
+            below = model.bgnbd_log_likelihood(at - step, x, t_x, T)
+            assert slopes[i] == pytest.approx((above - below) / (2 * step[i]), rel=1e-5, abs=1e-7), (params, i)
+
+
+def test_patterns_from_whole_days_are_the_patterns_of_the_weeks() -> None:
+    rng = np.random.default_rng(5)
+    first = rng.integers(0, 300, 5_000)
+    days = rng.integers(1, 6, 5_000)
+    last = np.where(days > 1, first + rng.integers(0, 60, 5_000), first)
+    members = Summaries(np.arange(5_000), days, first, last, days * 100, np.full(5_000, 100), 400)
+    by_days, member_day_pattern = members.patterns()
+    by_weeks, member_week_pattern = model.Patterns.of(members.x, members.t_x, members.T)
+    for name in ("x", "t_x", "T", "weight"):
+        assert np.array_equal(getattr(by_days, name), getattr(by_weeks, name)), name
+    assert np.array_equal(member_day_pattern, member_week_pattern)

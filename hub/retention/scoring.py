@@ -88,18 +88,28 @@ def hiatus(members: Summaries) -> int:
     return max(30, round(2 * float(np.median(gaps))))
 
 
-def score(members: Summaries, fit: model.BgNbd, spend: model.GammaGamma | None, threshold: float) -> Scores:
-    x, t_x, T = members.x, members.t_x, members.T
-    p_alive = model.p_alive(fit, x, t_x, T)
-    expected = model.expected_purchases(fit, HORIZON_WEEKS, x, t_x, T)
+def score(
+    members: Summaries,
+    fit: model.BgNbd,
+    spend: model.GammaGamma | None,
+    threshold: float,
+    grouped: tuple[model.Patterns, NDArray[np.intp]] | None = None,
+) -> Scores:
+    """Every member's score. The model's predictions depend only on (x, t_x, T): they are computed once per pattern
+    (`grouped`, the fit's own, or found here) and spread to the members sharing it, so a million members cost the
+    hypergeometric terms of their tens of thousands of patterns, thirteen times over (90 days and twelve months)."""
+    patterns, member_pattern = grouped or members.patterns()
+    x, t_x, T = patterns.x, patterns.t_x, patterns.T
+    p_alive = model.p_alive(fit, x, t_x, T)[member_pattern]
+    expected = model.expected_purchases(fit, HORIZON_WEEKS, x, t_x, T)[member_pattern]
     value = None
     if spend is not None:
-        per_day = model.expected_spend(spend, x, members.repeat_spend)
-        value = model.twelve_month_value(fit, x, t_x, T, per_day, MONTHLY_DISCOUNT)
+        per_day = model.expected_spend(spend, members.x, members.repeat_spend)
+        value = model.discounted_purchases(fit, x, t_x, T, MONTHLY_DISCOUNT)[member_pattern] * per_day
     recency = members.recency_days
     r = quintiles(-recency.astype(np.float64))
     f = quintiles(members.days.astype(np.float64))
     m = quintiles(members.spend.astype(np.float64))
     gap = hiatus(members)
-    at_risk = np.where(x > 0, p_alive < threshold, recency > gap)
+    at_risk = np.where(members.x > 0, p_alive < threshold, recency > gap)
     return Scores(p_alive, expected, value, r, f, m, segments(r, f, m), at_risk, gap)

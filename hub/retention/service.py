@@ -73,10 +73,10 @@ class Fitted:
 
 
 def fit_and_score(members: Summaries, threshold: float) -> Fitted:
-    patterns, _ = model.Patterns.of(members.x, members.t_x, members.T)
+    patterns, member_pattern = members.patterns()
     fit = model.fit_bgnbd(patterns)
     spend = model.fit_gamma_gamma(members.x, members.repeat_spend)
-    scores = scoring.score(members, fit.params, spend, threshold)
+    scores = scoring.score(members, fit.params, spend, threshold, (patterns, member_pattern))
     finite = [scores.p_alive, scores.expected_90d, *([scores.value_12m] if scores.value_12m is not None else [])]
     if fit.converged and not all(np.isfinite(values).all() for values in finite):
         fit = dataclasses.replace(fit, converged=False, message="the fitted model gives scores that are not finite")
@@ -108,7 +108,7 @@ async def score_partner(db: Database, partner_id: int, as_of: datetime, zone: Zo
         return report
     started = clock()
     async with db.write() as conn:
-        report.fit = await _keep(conn, partner_id, members, fitted, as_of)
+        report.fit = await _keep(conn, partner_id, members, fitted, as_of, now)
         report.announced = await _replace_scores(conn, partner_id, members, fitted, report.fit, as_of, zone)
     report.seconds["store"] = clock() - started
     report.segments = Counter(fitted.scores.segment)
@@ -186,7 +186,7 @@ async def calibrate(
     if not len(members):
         raise DomainError("NOT_ENOUGH_DATA", "no purchase before the calibration end", "calibrationEnd")
     try:
-        patterns, _ = model.Patterns.of(members.x, members.t_x, members.T)
+        patterns, _ = members.patterns()
         fit = await asyncio.to_thread(model.fit_bgnbd, patterns)
     except model.FitError as refused:
         raise DomainError("NOT_ENOUGH_DATA", str(refused), "partner") from None
@@ -201,10 +201,11 @@ async def calibrate(
     return dataclasses.replace(found, holdout_actual=actual, holdout_predicted=float(predicted.sum()))
 
 
-async def _keep(conn: AsyncConnection, partner_id: int, members: Summaries, fitted: Fitted, as_of: datetime) -> FitView:
+async def _keep(
+    conn: AsyncConnection, partner_id: int, members: Summaries, fitted: Fitted, as_of: datetime, now: datetime
+) -> FitView:
     public_id = new_id("fit", 10)
     params = fitted.fit.params.as_dict()
-    now = datetime.now(UTC)
     await conn.execute(
         insert(retention_fit).values(
             public_id=public_id, partner_id=partner_id, model="bgnbd", params=params,

@@ -23,6 +23,7 @@ from hub.consent import rule
 from hub.consent.models import consent
 from hub.members.models import member
 from hub.purchases.models import purchase
+from hub.retention import model
 from hub.retention.profiling import PERMISSION
 
 DAY = 86_400
@@ -64,6 +65,10 @@ class Summaries:
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = (self.spend - self.first_spend) / repeats
         return np.where(repeats > 0, mean, 0.0)
+
+    def patterns(self) -> tuple[model.Patterns, NDArray[np.intp]]:
+        """The members grouped by (x, t_x, T), and each member's group."""
+        return model.Patterns.of_days(self.days - 1, self.last_day - self.first_day, self.as_of_day - self.first_day)
 
     def __len__(self) -> int:
         return len(self.member_id)

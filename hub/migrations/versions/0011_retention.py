@@ -47,12 +47,10 @@ def upgrade() -> None:
     op.create_index("ix_retention_fit_partner_id", "retention_fit", ["partner_id"])
     op.create_table(
         "retention_score",
-        sa.Column("partner_id", BIGID, sa.ForeignKey("partner.id", name="fk_retention_score_partner_id_partner"),
-                  nullable=False),
-        sa.Column("member_id", BIGID, sa.ForeignKey("member.id", name="fk_retention_score_member_id_member"),
-                  nullable=False),
-        sa.Column("fit_id", BIGID, sa.ForeignKey("retention_fit.id", name="fk_retention_score_fit_id_retention_fit"),
-                  nullable=False),
+        # No foreign keys on the scores and notices (retention/models.py says why).
+        sa.Column("partner_id", BIGID, nullable=False),
+        sa.Column("member_id", BIGID, nullable=False),
+        sa.Column("fit_id", BIGID, nullable=False),
         sa.Column("p_alive", sa.Float(), nullable=False),
         sa.Column("expected_purchases_90d", sa.Float(), nullable=False),
         sa.Column("value_12m", sa.BigInteger(), nullable=True),
@@ -71,10 +69,8 @@ def upgrade() -> None:
     op.create_index("ix_retention_score_member_id", "retention_score", ["member_id"])
     op.create_table(
         "retention_notice",
-        sa.Column("partner_id", BIGID, sa.ForeignKey("partner.id", name="fk_retention_notice_partner_id_partner"),
-                  nullable=False),
-        sa.Column("member_id", BIGID, sa.ForeignKey("member.id", name="fk_retention_notice_member_id_member"),
-                  nullable=False),
+        sa.Column("partner_id", BIGID, nullable=False),
+        sa.Column("member_id", BIGID, nullable=False),
         sa.Column("notified_at", TIME, nullable=False),
         sa.PrimaryKeyConstraint("partner_id", "member_id", name="pk_retention_notice"),
     )  # fmt: skip
