@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from hub.retention import report as reports
 from hub.retention import service
 from hub.retention.models import retention_score
 from hub.retention.scoring import SEGMENT_NAMES
+from hub.retention.summary import summarise
 from hub.state import Hub
 from tests.conftest import ALL_PARTNER_SCOPES, PartnerClient, new_phone
 from tests.test_import import write_csv
@@ -402,3 +403,32 @@ async def test_the_rescoring_is_claimed_once_per_interval(hub: Hub, make_partner
         from hub.retention.models import retention_run
 
         await conn.execute(update(retention_run).values(attempted_at=now - timedelta(days=2)))
+
+
+async def test_the_summary_counts_purchase_days_in_the_programmes_zone(
+    hub: Hub, make_partner: Any, tmp_path: Path
+) -> None:
+    """Two purchases on one local day are one purchase day (their spend summed, the first day's spend kept apart);
+    days are the programme's, not UTC's (00:30 in Shanghai is the previous day in UTC); a member who did not allow
+    profiling is not summarised."""
+    chain: PartnerClient = await make_partner(scopes=ANALYTICS)
+    zone = hub.settings.points_policy.zone
+    now = hub.clock.now()
+    start = datetime.combine(now.astimezone(zone).date() - timedelta(days=40), time(10), tzinfo=zone)
+    visits = [start, start + timedelta(hours=5), start + timedelta(days=10, hours=13, minutes=30),
+              start + timedelta(days=20, hours=14, minutes=30)]  # fmt: skip
+    assert visits[3].astimezone(UTC).date() < visits[3].date()  # 00:30 local: the day before in UTC
+    await import_history(hub, chain, [Shopper("S1", visits), Shopper("S2", visits, profiled=False)], tmp_path)
+    member_id, _ = await member_of(hub, chain, "S1")
+    async with hub.db.read() as conn:
+        found = await summarise(conn, chain.partner_pk, now, zone, now=now)
+    assert found.member_id.tolist() == [member_id]
+
+    def day(moment: datetime) -> int:
+        return (moment.astimezone(zone).date() - date(1970, 1, 1)).days
+
+    assert found.days.tolist() == [3]
+    assert (found.first_day[0], found.last_day[0]) == (day(visits[0]), day(visits[3]))
+    assert found.as_of_day == day(now)
+    assert (found.spend[0], found.first_spend[0]) == (4 * 8000, 2 * 8000)
+    assert found.repeat_spend.tolist() == [8000.0]
