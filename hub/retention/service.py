@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ from hub.retention.models import retention_fit, retention_notice, retention_run,
 from hub.retention.summary import Summaries, summarise
 
 NOTICE_EVERY = timedelta(days=90)
+EPOCH = date(1970, 1, 1)  # day numbers in the summaries count from it, in the programme's time zone
 
 
 @dataclass(frozen=True)
@@ -261,10 +262,13 @@ async def _replace_scores(
     }
     await bulk_insert_columns(conn, retention_score, columns)
     newly = [
-        {name: columns[name][i] for name in ("member_id", "p_alive", "segment", "last_purchase_at")}
+        {
+            "member_id": columns["member_id"][i], "p_alive": columns["p_alive"][i], "segment": columns["segment"][i],
+            "last_purchase_date": EPOCH + timedelta(days=int(members.last_day[i])),  # the programme's local day
+        }
         for i in np.flatnonzero(s.at_risk).tolist()
         if columns["member_id"][i] not in before
-    ]
+    ]  # fmt: skip
     return await _announce(conn, partner_id, newly, as_of)
 
 
@@ -304,7 +308,7 @@ async def _announce_chunk(conn: AsyncConnection, partner_id: int, rows: list[dic
         payload = {
             "pAlive": round(row["p_alive"], 4),
             "segment": row["segment"],
-            "lastPurchaseDate": row["last_purchase_at"].date().isoformat(),
+            "lastPurchaseDate": row["last_purchase_date"].isoformat(),
             "availablePoints": available,
             "expiringSoonest": None
             if soonest is None
