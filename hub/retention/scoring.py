@@ -96,8 +96,8 @@ def score(
     grouped: tuple[model.Patterns, NDArray[np.intp]] | None = None,
 ) -> Scores:
     """Every member's score. The model's predictions depend only on (x, t_x, T): they are computed once per pattern
-    (`grouped`, the fit's own, or found here) and spread to the members sharing it, so a million members cost the
-    hypergeometric terms of their tens of thousands of patterns, thirteen times over (90 days and twelve months)."""
+    (`grouped`, the fit's own, or found here) and spread to the members sharing it: the hypergeometric terms,
+    thirteen of them (90 days and twelve months), are paid per pattern (461,336 for 900,000 simulated members)."""
     patterns, member_pattern = grouped or members.patterns()
     x, t_x, T = patterns.x, patterns.t_x, patterns.T
     p_alive = model.p_alive(fit, x, t_x, T)[member_pattern]
