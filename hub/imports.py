@@ -36,7 +36,7 @@ from hub.errors import DomainError
 from hub.members import bulk as members_bulk
 from hub.members import service as members
 from hub.members.models import member_link
-from hub.partners.service import get_partner
+from hub.partners.service import require_partner
 from hub.purchases import bulk
 from hub.purchases import service as purchases
 from hub.purchases.models import import_job
@@ -280,9 +280,7 @@ async def run(
     batch = batch or 5000
     digest = file_hash(path)
     async with hub.db.write() as conn:
-        owner = await get_partner(conn, partner_public_id)
-        if owner is None:
-            raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner_public_id!r}", "partner")
+        owner = await require_partner(conn, partner_public_id)
         job = await _job(conn, owner.id, kind, digest, hub.clock.now())
     report = Report(
         kind, count_lines(path), resumed_after=job.last_line, rejects_file=str(rejects), encoding=text_encoding

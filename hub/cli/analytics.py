@@ -48,10 +48,7 @@ def _day(text: str, field: str) -> date:
 
 async def _partner(hub: Hub, public_id: str) -> partners.Partner:
     async with hub.db.read() as conn:
-        found = await partners.get_partner(conn, public_id)
-    if found is None:
-        raise DomainError("PARTNER_NOT_FOUND", f"no partner {public_id!r}", "partner")
-    return found
+        return await partners.require_partner(conn, public_id)
 
 
 def _scored(partner: partners.Partner, done: service.Scored) -> dict[str, Any]:
@@ -93,7 +90,7 @@ def score(
             chosen = [await _partner(hub, partner)]
         else:
             async with hub.db.read() as conn:
-                ids = set(await service.partners_with_purchases(conn))
+                ids = set(await service.partners_due(conn))
                 chosen = [p for p in await partners.list_partners(conn) if p.id in ids]
         return [_scored(p, await service.score_partner(hub.db, p.id, moment, zone, now=now)) for p in chosen]
 

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from hub.cli.output import JsonOption, Output
-from hub.errors import DomainError
 from hub.partners import service
 from hub.state import Hub
 
@@ -128,9 +127,7 @@ def fund(
 
     async def work(hub: Hub) -> int:
         async with hub.db.write() as conn:
-            owner = await service.get_partner(conn, partner)
-            if owner is None:
-                raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner!r}", "partner")
+            owner = await service.require_partner(conn, partner)
             await ledger.fund(conn, owner.id, points, hub.clock.now())
             return await queries.prepaid_balance(conn, owner.id)
 

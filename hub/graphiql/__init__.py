@@ -15,7 +15,6 @@ import base64
 import hashlib
 import html
 import importlib.resources
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +67,7 @@ def load() -> dict[str, Asset]:
 
 class GraphiQL:
     def __init__(self, endpoint: str = "/graphql") -> None:
-        self.endpoint = endpoint
         self.assets = load()
-
-    def page(self) -> HTMLResponse:
-        nonce = secrets.token_urlsafe(16)
         tags = []
         for name, asset in self.assets.items():
             src = f"/graphiql/{name}"
@@ -80,7 +75,9 @@ class GraphiQL:
                 tags.append(f'<link rel="stylesheet" href="{src}" integrity="{asset.integrity}">')
             else:
                 tags.append(f'<script src="{src}" integrity="{asset.integrity}" defer></script>')
-        body = PAGE.format(assets="\n    ".join(tags), endpoint=html.escape(self.endpoint, quote=True), nonce=nonce)
+        self.body = PAGE.format(assets="\n    ".join(tags), endpoint=html.escape(endpoint, quote=True))
+
+    def page(self) -> HTMLResponse:
         headers = {
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
@@ -90,7 +87,7 @@ class GraphiQL:
             "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             "font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
         }
-        return HTMLResponse(body, headers=headers)
+        return HTMLResponse(self.body, headers=headers)
 
     async def asset(self, request: Request) -> Response:
         found = self.assets.get(request.path_params["name"])

@@ -22,6 +22,7 @@ from hub.observability.context import RequestInfo, current
 log = logging.getLogger("hub.request")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _QUIET = {"/healthz", "/readyz", "/metrics"}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Request ids: random per process, counted within it (unique across processes, no system call per request).
 _PREFIX = secrets.token_hex(4)
 _COUNT = itertools.count(1)
@@ -55,11 +56,12 @@ class Observed:
         finally:
             seconds = time.perf_counter() - started
             route = self.route_of(scope.get("endpoint"))
-            key = (scope["method"], route, status)
+            method = scope["method"] if scope["method"] in _METHODS else "other"  # a label: bounded, like route
+            key = (method, route, status)
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = (
-                    metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)),
+                    metrics.HTTP_REQUESTS.labels(method, route, str(status)),
                     metrics.HTTP_LATENCY.labels(route),
                 )
             series[0].inc()
@@ -69,7 +71,7 @@ class Observed:
                 logging.DEBUG if path in _QUIET else logging.INFO,
                 "request",
                 extra={
-                    "method": scope["method"],
+                    "method": method,
                     "path": path if route != "unmatched" else "(unmatched)",  # no arbitrary text from outside
                     "status": status,
                     "duration_ms": round(seconds * 1000, 2),

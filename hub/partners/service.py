@@ -81,6 +81,14 @@ async def get_partner(conn: AsyncConnection, public_id: str) -> Partner | None:
     return None if row is None else _partner(row)
 
 
+async def require_partner(conn: AsyncConnection, public_id: str) -> Partner:
+    """The partner, or PARTNER_NOT_FOUND: what every operator command naming a partner starts with."""
+    found = await get_partner(conn, public_id)
+    if found is None:
+        raise DomainError("PARTNER_NOT_FOUND", f"no partner {public_id!r}", "partner")
+    return found
+
+
 async def list_partners(conn: AsyncConnection) -> list[Partner]:
     rows = await conn.execute(select(partner).order_by(partner.c.id))
     return [_partner(r) for r in rows]
@@ -111,9 +119,7 @@ async def create_client(
     jwks: dict[str, Any] | None = None,
     redirect_uris: list[str] | None = None,
 ) -> NewClient:
-    owner = await get_partner(conn, partner_public_id)
-    if owner is None:
-        raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner_public_id!r}", "partner")
+    owner = await require_partner(conn, partner_public_id)
     if not scopes:
         raise DomainError("INVALID_INPUT", "a client needs at least one scope", "scopes")
     try:
@@ -233,9 +239,7 @@ async def set_terms(
 ) -> Terms:
     """Set what one of the partner's points is worth (yuan), whether it prepays what it issues, the health
     activities its contract covers and the P(alive) below which a member is announced to it as at risk."""
-    owner = await get_partner(conn, partner_public_id)
-    if owner is None:
-        raise DomainError("PARTNER_NOT_FOUND", f"no partner {partner_public_id!r}", "partner")
+    owner = await require_partner(conn, partner_public_id)
     current = (await conn.execute(select(partner_terms).where(partner_terms.c.partner_id == owner.id))).one_or_none()
     value = point_value if point_value is not None else Decimal(current.point_value) if current else Decimal("0.01")
     mode = billing or (current.billing if current else "postpaid")

@@ -46,7 +46,6 @@ class Score:
     m: int
     segment: str
     at_risk: bool
-    last_purchase_at: datetime
     scored_at: datetime
     fit: FitInfo
 
@@ -72,7 +71,6 @@ def _score(row: Any) -> Score:
         m=row.m,
         segment=row.segment,
         at_risk=row.at_risk,
-        last_purchase_at=row.last_purchase_at,
         scored_at=row.scored_at,
         fit=FitInfo(row.fit_public_id, row.fitted_at, row.fit_members),
     )

@@ -30,6 +30,7 @@ from hub.retention.models import retention_fit, retention_score
 from hub.retention.profiling import PERMISSION
 from hub.retention.scoring import SEGMENT_NAMES
 from hub.retention.summary import (
+    EPOCH,
     bought,
     month_number,
     month_of,
@@ -209,9 +210,8 @@ async def weekly_check(conn: AsyncConnection, partner_id: int, zone: ZoneInfo, *
     cumulative = model.expected_purchases_unconditional
     expected = cumulative(params, through / 7.0) - cumulative(params, starts / 7.0)
     per_week = (np.clip(expected, 0, None) * counts[None, :]).sum(axis=1)
-    epoch = date(1970, 1, 1)
     return WeeklyCheck(
-        weeks=[epoch + timedelta(days=int(w) * 7) for w in weeks],
+        weeks=[EPOCH + timedelta(days=int(w) * 7) for w in weeks],
         actual=[actual.get(int(w), 0) for w in weeks],
         expected=[float(e) for e in per_week],
     )

@@ -12,12 +12,12 @@ import asyncio
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,10 +30,9 @@ from hub.points import queries as points
 from hub.purchases.models import purchase
 from hub.retention import model, scoring
 from hub.retention.models import retention_fit, retention_notice, retention_run, retention_score
-from hub.retention.summary import Summaries, summarise
+from hub.retention.summary import EPOCH, Summaries, summarise
 
 NOTICE_EVERY = timedelta(days=90)
-EPOCH = date(1970, 1, 1)  # day numbers in the summaries count from it, in the programme's time zone
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ async def rescore_due(db: Database, now: datetime, every: timedelta, zone: ZoneI
     too, rather than being retried each round)."""
     done = []
     async with db.read() as conn:
-        candidates = await partners_with_purchases(conn)
+        candidates = await partners_due(conn, now - every)
     for partner_id in candidates:
         async with db.write() as conn:
             claimed = await _claim(conn, partner_id, now, every)
@@ -325,8 +324,14 @@ async def _announce_chunk(conn: AsyncConnection, partner_id: int, rows: list[dic
     return len(due)
 
 
-async def partners_with_purchases(conn: AsyncConnection) -> list[int]:
-    found = await conn.scalars(select(partner.c.id).where(partner.c.status == "active", partner.c.id.in_(
-        select(purchase.c.partner_id).distinct()
-    )).order_by(partner.c.id))  # fmt: skip
-    return list(found)
+async def partners_due(conn: AsyncConnection, attempted_before: datetime | None = None) -> list[int]:
+    """Active partners with a purchase (and, given a time, whose last scoring was attempted before it, or never).
+    One index probe per partner: the worker asks every round, and a DISTINCT over the purchases took 2.4 s at 4.8
+    million."""
+    query = select(partner.c.id).where(
+        partner.c.status == "active", exists().where(purchase.c.partner_id == partner.c.id)
+    )
+    if attempted_before is not None:
+        recent = select(retention_run.c.partner_id).where(retention_run.c.attempted_at > attempted_before)
+        query = query.where(partner.c.id.not_in(recent))
+    return list(await conn.scalars(query.order_by(partner.c.id)))

@@ -28,6 +28,7 @@ from hub.retention import model
 from hub.retention.profiling import PERMISSION
 
 DAY = 86_400
+EPOCH = date(1970, 1, 1)  # day numbers count from it, in the programme's time zone
 PACK = 2**40  # a day's spend in fen stays below 2^40 (11 billion yuan); day numbers times 2^40 fit in 63 bits
 WEEK_DAYS = 7.0
 
@@ -81,7 +82,7 @@ def _day(dialect: str, column: ColumnElement[datetime], offset: int) -> ColumnEl
     if dialect == "postgresql":
         # Date arithmetic, not EXTRACT(epoch): that is numeric since PostgreSQL 14, slow over millions of rows.
         local = func.timezone("UTC", column) + func.make_interval(0, 0, 0, 0, 0, 0, offset)
-        return cast(cast(local, Date) - literal(date(1970, 1, 1), Date), BigInteger)
+        return cast(cast(local, Date) - literal(EPOCH, Date), BigInteger)
     return cast((cast(func.strftime("%s", column), Integer) + offset) / DAY, BigInteger)
 
 

@@ -89,6 +89,13 @@ async def _fetch(ctx: Context, batch: Batch, views: Sequence[MemberView]) -> Non
     store.update(zip((v.member_id for v in missing), found, strict=True))
 
 
+def already_read(ctx: Context, batch: Batch, answers: Iterable[tuple[MemberView, Any]]) -> None:
+    """Answers a resolver read on its way to handing the members out (so `prefetch` does not read them again)."""
+    store = ctx.batches.setdefault(batch.key, {})
+    for view, found in answers:
+        store.setdefault(view.member_id, found)
+
+
 def answer(info: Info, batch: Batch, view: MemberView) -> Any:
     """What the batch read for this member (raising the domain's refusal, if that was the answer)."""
     found = info.context.batches[batch.key][view.member_id]

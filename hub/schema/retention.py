@@ -16,7 +16,7 @@ from hub.consent.rule import ConsentRequired, MemberView
 from hub.retention import queries
 from hub.retention import report as reports
 from hub.retention.profiling import PERMISSION
-from hub.schema.batches import Batch, answer
+from hub.schema.batches import Batch, already_read, answer
 from hub.schema.context import Context, Info
 from hub.schema.pagination import PageInfo
 from hub.schema.permissions import scoped
@@ -199,10 +199,9 @@ class RetentionQueries:
         views = [view for view, _ in page.members]
         # Being on this list says something of each member: it is logged as read under `analytics:read`, and
         # their scores are already read for `node { retention }`.
-        known = ctx.batches.setdefault(SCORES.key, {})
-        for view, score in page.members:
+        for view, _ in page.members:
             ctx.record_access(view.member_id, view.consent_pk, PERMISSION)
-            known.setdefault(view.member_id, score)
+        already_read(ctx, SCORES, page.members)
         nodes = await handing_out(info, views, "edges", "node")
         edges = [AtRiskMemberEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
         return AtRiskMemberConnection(
