@@ -21,6 +21,7 @@ def import_models() -> None:
     import hub.points.models
     import hub.purchases.models
     import hub.retention.models
+    import hub.rewards.models
     import hub.tiers.models
     import hub.webhooks.models  # noqa: F401
 

@@ -12,6 +12,7 @@ from hub.config import Settings
 from hub.consent.access_log import AccessLog
 from hub.db import Database
 from hub.members.sms import SmsSender, sender_for
+from hub.rewards.codes import RewardKey
 from hub.webhooks.crypto import WebhookKey
 
 
@@ -26,6 +27,7 @@ class Hub:
     token_states: TokenStates
     rate_limits: RateLimits
     webhook_key: WebhookKey
+    reward_key: RewardKey
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> Hub:
@@ -40,6 +42,7 @@ class Hub:
             token_states=TokenStates(settings.database_url, settings.token_cache_seconds),
             rate_limits=RateLimits(settings.redis_url, settings.rate_limit_requests, settings.rate_limit_cost),
             webhook_key=WebhookKey(settings.keys_dir),
+            reward_key=RewardKey(settings.keys_dir),
         )
 
     async def close(self) -> None:

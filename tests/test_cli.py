@@ -126,7 +126,7 @@ def test_ledger_commands(fresh_database_url: str, tmp_path: Path) -> None:
     settled = json.loads(hub_cli(fresh_database_url, tmp_path, "settle", "--period", period, "--format", "json").stdout)
     assert settled["currency"] == "CNY" and settled["lines"], settled
     csv_out = hub_cli(fresh_database_url, tmp_path, "settle", "--period", period, "--format", "csv").stdout
-    assert csv_out.splitlines()[0] == "issuer_id,issuer,redeemer_id,redeemer,points,value_cny"
+    assert csv_out.splitlines()[0] == "issuer_id,issuer,redeemer_id,redeemer,basis,points,value_cny"
     bad = hub_cli(fresh_database_url, tmp_path, "settle", "--period", "2026-13")
     assert bad.returncode == 1 and "INVALID_PERIOD" in bad.stderr
 

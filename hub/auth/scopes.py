@@ -18,7 +18,14 @@ PARTNER_SCOPES: dict[str, str] = {
     "analytics:read": "Read retention and churn analytics",
     "settlement:read": "Read settlement statements the caller is party to",
     "webhooks:manage": "Manage webhook subscriptions",
+    "rewards:manage": "Create, change and retire your own rewards (you are their sponsor)",
+    "rewards:redeem": "Claim rewards for members and redeem their codes at your tills",
 }
+
+# Scopes for a partner's own business rather than a member's data: no member is ever asked to consent to them.
+# (Claiming a reward for a member still needs the member's `points:redeem` consent.)
+NOT_CONSENTED = frozenset({"rewards:manage", "rewards:redeem"})
+CONSENT_PERMISSIONS = {name: text for name, text in PARTNER_SCOPES.items() if name not in NOT_CONSENTED}
 
 # Operator administration: exists so that it can be named and refused, never granted to a partner client.
 OPERATOR_SCOPES: dict[str, str] = {

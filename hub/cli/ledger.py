@@ -43,7 +43,8 @@ def settle(
     format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
     as_json: JsonOption = False,
 ) -> None:
-    """Print the settlement statement of a month: who owes whom, per issuing and redeeming partner."""
+    """Print the settlement statement of a month: who owes whom, per issuing and redeeming partner, and for reward
+    claims per issuer or sponsor and redeemer."""
     out = Output(as_json or format == "json")
     if format not in ("table", "csv", "json"):
         out.fail("INVALID_INPUT", "--format must be table, csv or json", 2)
@@ -58,6 +59,7 @@ def settle(
             "issuer": x.issuer_name,
             "redeemer_id": x.redeemer_id,
             "redeemer": x.redeemer_name,
+            "basis": x.basis,
             "points": x.points,
             "value_cny": str(x.value),
         }
@@ -70,4 +72,4 @@ def settle(
         writer.writeheader()
         writer.writerows(rows)
     else:
-        out.rows("lines", rows, ["issuer", "redeemer", "points", "value_cny"], f"settlement {period}")
+        out.rows("lines", rows, ["issuer", "redeemer", "basis", "points", "value_cny"], f"settlement {period}")

@@ -24,8 +24,9 @@ def worker(
     metrics_address: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
     as_json: JsonOption = False,
 ) -> None:
-    """Run the periodic jobs (mature pending points, expire lots, holds and consents, announce points expiring
-    soon, rescore members' retention daily, forget expired tokens, prune webhook deliveries) and deliver webhooks.
+    """Run the periodic jobs (mature pending points, expire lots, holds, reward claims and consents, announce points
+    expiring soon, rescore members' retention daily, forget expired tokens, prune webhook deliveries) and deliver
+    webhooks.
 
     Safe to run as several processes: they share the work through row locks (FOR UPDATE SKIP LOCKED). With
     `--json`, one JSON object a line: each round's counts."""
@@ -41,11 +42,13 @@ def worker(
     from hub.consent.service import expire_due
     from hub.points import jobs
     from hub.retention.service import rescore_due
+    from hub.rewards.jobs import expire_claims
     from hub.tiers.jobs import review_tiers
     from hub.webhooks import delivery, transport
 
     async def jobs_round(hub: Hub) -> None:
         started = time.perf_counter()
+        claims = await expire_claims(hub.db, hub.clock.now())
         report = await jobs.run_once(hub.db, hub.clock.now())
         async with hub.db.write() as conn:
             consents = await expire_due(conn, hub.clock.now())
@@ -58,7 +61,8 @@ def worker(
         pruned = await delivery.prune(hub.db, hub.clock.now(), timedelta(days=hub.settings.webhook_retention_days))
         done = {
             "matured_points": report.matured_points, "expired_points": report.expired_points,
-            "expired_holds": report.expired_holds, "expired_consents": consents, "reviewed_tiers": reviewed,
+            "expired_holds": report.expired_holds, "expired_reward_claims": claims, "expired_consents": consents,
+            "reviewed_tiers": reviewed,
             "birthday_gifts": gifts, "expiring_points_notices": expiring,
             "retention_scored_partners": sum(1 for r in rescored if r.fit is not None),
             "at_risk_announced": sum(r.announced for r in rescored),

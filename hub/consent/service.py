@@ -16,7 +16,7 @@ from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.auth.models import access_token, refresh_token
-from hub.auth.scopes import PARTNER_SCOPES
+from hub.auth.scopes import CONSENT_PERMISSIONS
 from hub.consent import rule
 from hub.consent.models import consent, consent_event
 from hub.consent.rule import MemberView, consent_status
@@ -64,7 +64,7 @@ def validate_permissions(permissions: list[str] | frozenset[str], field: str) ->
     chosen = frozenset(permissions)
     if not chosen:
         raise DomainError("INVALID_INPUT", "consent needs at least one permission", field)
-    unknown = sorted(chosen - PARTNER_SCOPES.keys())
+    unknown = sorted(chosen - CONSENT_PERMISSIONS.keys())
     if unknown:
         raise DomainError("INVALID_INPUT", f"unknown permission(s): {', '.join(unknown)}", field)
     return chosen

@@ -657,18 +657,45 @@ class Redeem:
     idempotency_key: str
 
 
-async def redeem(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datetime) -> Txn:
-    """Spend points at the caller in one step (the caller is the redeemer)."""
+@dataclass(frozen=True)
+class RedeemForBasket:
+    """`redeemPoints` naming the quoted basket the points pay for: `check` holds them to the quote's cap."""
+
+    COMMAND: ClassVar[str] = "redeem_basket"
+    member_id: str
+    points: int
+    reference: str | None
+    quote_id: str
+    idempotency_key: str
+
+
+async def redeem(
+    conn: AsyncConnection,
+    partner_id: int,
+    cmd: Redeem | RedeemForBasket,
+    now: datetime,
+    check: Callable[[AsyncConnection, int], Awaitable[None]] | None = None,
+) -> Txn:
+    """Spend points at the caller in one step (the caller is the redeemer). `check(conn, member_id)` may refuse
+    first (a basket's quote)."""
     _check_points(cmd.points)
     _check_key(cmd.idempotency_key)
     _check_notes(cmd)
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and isinstance(cmd, Redeem):
         return await _redeem_in_postgresql(conn, partner_id, cmd, now)
-    return await _redeem_in_python(conn, partner_id, cmd, now)
+    return await _redeem_in_python(conn, partner_id, cmd, now, check)
 
 
-async def _redeem_in_python(conn: AsyncConnection, partner_id: int, cmd: Redeem, now: datetime) -> Txn:
+async def _redeem_in_python(
+    conn: AsyncConnection,
+    partner_id: int,
+    cmd: Redeem | RedeemForBasket,
+    now: datetime,
+    check: Callable[[AsyncConnection, int], Awaitable[None]] | None = None,
+) -> Txn:
     member_id = await _member(conn, partner_id, cmd.member_id, "points:redeem", now)
+    if check is not None:
+        await check(conn, member_id)
     txn_id, txn = await _open_txn(
         conn,
         key=cmd.idempotency_key,
@@ -761,7 +788,35 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
             "INVALID_INPUT", f"expiresInSeconds must be between 1 and {policy.hold_ttl_max}", "expiresInSeconds"
         )
     member_id = await _member(conn, partner_id, cmd.member_id, "points:redeem", now)
-    placed = Hold(new_id("hold", 12), "ACTIVE", cmd.points, 0, now + timedelta(seconds=ttl), cmd.reference)
+    placed, _ = await place_hold(
+        conn,
+        partner_id,
+        member_id,
+        cmd.points,
+        cmd.reference,
+        now + timedelta(seconds=ttl),
+        now,
+        key=cmd.idempotency_key,
+        request_hash=fingerprint(cmd),
+    )
+    return placed
+
+
+async def place_hold(
+    conn: AsyncConnection,
+    partner_id: int,
+    member_id: int,
+    points: int,
+    reference: str | None,
+    expires_at: datetime,
+    now: datetime,
+    *,
+    key: str | None = None,
+    request_hash: str | None = None,
+) -> tuple[Hold, int]:
+    """Move points from the member's available balance and lots into a hold for `partner_id`: `holdPoints`, and a
+    reward claim's points (which carries its own idempotency key, so passes none here). Returns it and its row id."""
+    placed = Hold(new_id("hold", 12), "ACTIVE", points, 0, expires_at, reference)
     hold_id = await conn.scalar(
         insert(point_hold)
         .values(
@@ -769,32 +824,33 @@ async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: date
             member_id=member_id,
             partner_id=partner_id,
             status="ACTIVE",
-            points=cmd.points,
+            points=points,
             captured_points=0,
-            reference=cmd.reference,
-            expires_at=now + timedelta(seconds=ttl),
+            reference=reference,
+            expires_at=expires_at,
             created_at=now,
         )
         .returning(point_hold.c.id)
     )
     txn_id, _txn = await _open_txn(
         conn,
-        key=cmd.idempotency_key,
-        request_hash=fingerprint(cmd),
+        key=key,
+        request_hash=request_hash,
         kind="hold",
         status="POSTED",
         partner_id=partner_id,
         member_id=member_id,
-        points=cmd.points,
-        reference=cmd.reference,
+        points=points,
+        reference=reference,
         hold_id=hold_id,
         created_at=now,
     )
-    await _spend(conn, txn_id, member_id, cmd.points, member_account(MEMBER_HELD, member_id), "hold", partner_id, now)
+    await _spend(conn, txn_id, member_id, points, member_account(MEMBER_HELD, member_id), "hold", partner_id, now)
     await outbox.record(
-        conn, "points.held", now=now, member_id=member_id, partner_id=partner_id, payload={"points": cmd.points}
+        conn, "points.held", now=now, member_id=member_id, partner_id=partner_id, payload={"points": points}
     )
-    return placed
+    assert hold_id is not None
+    return placed, int(hold_id)
 
 
 @dataclass(frozen=True)
@@ -885,10 +941,20 @@ async def void(conn: AsyncConnection, partner_id: int, cmd: Void, now: datetime)
 
 
 async def _resolve_hold(
-    conn: AsyncConnection, found: Any, txn_id: int, *, captured: int, status: str, now: datetime
-) -> None:
-    """Resolve a hold at most once: capture `captured` points, give the rest back to the lots it came from."""
+    conn: AsyncConnection,
+    found: Any,
+    txn_id: int,
+    *,
+    captured: int,
+    status: str,
+    now: datetime,
+    redeemer_id: int | None = None,
+    capture_kind: str = "capture",
+) -> list[tuple[int, int]]:
+    """Resolve a hold at most once: capture `captured` points for the redeemer (the hold's partner unless named),
+    give the rest back to the lots it came from. Returns the (lot, points) captured."""
     member_id = found.member_id
+    redeemer = found.partner_id if redeemer_id is None else redeemer_id
     released = found.points - captured
     if found.status == "ACTIVE" and found.expires_at <= now and status != "EXPIRED":
         raise LedgerError("HOLD_NOT_ACTIVE", "the hold has expired", "holdId")
@@ -899,7 +965,7 @@ async def _resolve_hold(
         [
             Movement(member_account(MEMBER_AVAILABLE, member_id), released),
             Movement(member_account(MEMBER_HELD, member_id), -found.points),
-            Movement(partner_account(PARTNER_REDEEMED, found.partner_id), captured),
+            Movement(partner_account(PARTNER_REDEEMED, redeemer), captured),
         ],
         now,
     )
@@ -928,7 +994,8 @@ async def _resolve_hold(
         amount = min(left, a.amount)
         take.append((a.lot_id, amount))
         left -= amount
-    await _allocate(conn, txn_id, take, "capture", found.partner_id, now)
+    await _allocate(conn, txn_id, take, capture_kind, redeemer, now)
+    return take
 
 
 @dataclass(frozen=True)
@@ -1084,8 +1151,14 @@ async def _add_debt(
         )
 
 
-async def _refund_spend(conn: AsyncConnection, original: Any, txn_id: int, points: int, now: datetime) -> None:
-    """Give spent points back to the member, into the lots they came from (latest-taken first)."""
+_SPENT = ("redeem", "capture", "refund")
+
+
+async def _refund_spend(
+    conn: AsyncConnection, original: Any, txn_id: int, points: int, now: datetime, kinds: tuple[str, ...] = _SPENT
+) -> None:
+    """Give spent points back to the member, into the lots they came from (latest-taken first), as allocations of
+    the kind they were spent with (a reward's points stay out of the points settlement both ways)."""
     member_id, redeemer = original.member_id, original.partner_id
     await lock_member(conn, member_id, now)
     await _post(
@@ -1103,7 +1176,7 @@ async def _refund_spend(conn: AsyncConnection, original: Any, txn_id: int, point
             .join(ledger_txn, ledger_txn.c.id == lot_allocation.c.txn_id)
             .where(
                 (ledger_txn.c.id == original.id) | (ledger_txn.c.reverses_id == original.id),
-                lot_allocation.c.kind.in_(("redeem", "capture", "refund")),
+                lot_allocation.c.kind.in_(kinds),
             )
             .order_by(lot_allocation.c.id)
         )
@@ -1119,7 +1192,49 @@ async def _refund_spend(conn: AsyncConnection, original: Any, txn_id: int, point
         if amount > 0:
             back.append((lot_id, -amount))
             left -= amount
-    await _allocate(conn, txn_id, back, "refund", redeemer, now)
+    await _allocate(conn, txn_id, back, "refund" if kinds == _SPENT else kinds[0], redeemer, now)
+
+
+# -- reward claims (hub/rewards): holds resolved by the claim's own commands, captured as "reward" allocations ------
+async def resolve_claim_hold(
+    conn: AsyncConnection, hold_id: int, *, captured: int, redeemer_id: int | None, status: str, now: datetime
+) -> tuple[int, list[tuple[int, int]]]:
+    """Capture `captured` points of a claim's hold for the redeemer (status CAPTURED), or release it all (VOIDED,
+    EXPIRED). The claim has already checked its own state and expiry. Returns the transaction and what each lot gave."""
+    found = (await conn.execute(select(point_hold).where(point_hold.c.id == hold_id))).one()
+    kind = {"CAPTURED": "capture", "VOIDED": "void", "EXPIRED": "hold_expire"}[status]
+    partner_id = redeemer_id if redeemer_id is not None else found.partner_id
+    txn_id = await _open_system_txn(
+        conn, kind, found.member_id, captured, now, partner_id=partner_id, hold_id=hold_id, reference=found.reference
+    )
+    taken = await _resolve_hold(
+        conn, found, txn_id, captured=captured, status=status, now=now, redeemer_id=redeemer_id, capture_kind="reward"
+    )
+    return txn_id, taken
+
+
+async def return_claim_points(conn: AsyncConnection, capture_txn_id: int, points: int, now: datetime) -> int:
+    """Give a reversed claim's captured points back to the lots they came from. Returns the transaction."""
+    original = (await conn.execute(select(ledger_txn).where(ledger_txn.c.id == capture_txn_id))).one()
+    txn_id = await _open_system_txn(
+        conn,
+        "reverse",
+        original.member_id,
+        points,
+        now,
+        partner_id=original.partner_id,
+        reverses_id=original.id,
+        reference=original.reference,
+    )
+    counted = await conn.execute(
+        update(ledger_txn)
+        .where(ledger_txn.c.id == original.id, ledger_txn.c.reversed_points + points <= ledger_txn.c.points)
+        .values(reversed_points=ledger_txn.c.reversed_points + points)
+    )
+    if counted.rowcount != 1:
+        raise AssertionError(f"claim capture {original.id} has fewer than {points} points left to reverse")
+    await _refund_spend(conn, original, txn_id, points, now, kinds=("reward",))
+    return txn_id
 
 
 async def fund(conn: AsyncConnection, partner_id: int, points: int, now: datetime) -> Txn:

@@ -103,8 +103,9 @@ Index("ix_point_lot_available_at", point_lot.c.status, point_lot.c.available_at)
 Index("ix_point_lot_expires_at", point_lot.c.status, point_lot.c.expires_at)
 
 # Which lots each movement took from or gave back to (insert-only). `partner_id` is the counterparty: the partner
-# that redeemed (redeem, capture, refund) or whose debt was repaid (repay).
-ALLOCATION_KINDS = ("hold", "release", "redeem", "capture", "refund", "repay")
+# that redeemed (redeem, capture, refund; reward: a reward claim's points, settled per claim by hub/rewards) or
+# whose debt was repaid (repay).
+ALLOCATION_KINDS = ("hold", "release", "redeem", "capture", "refund", "repay", "reward")
 lot_allocation = Table(
     "lot_allocation",
     metadata,

@@ -3,6 +3,10 @@
 Lot allocations say exactly which issuer's points each redemption consumed, so a statement is a sum, not an
 estimate: per (issuer, redeemer) the points consumed in the period (redemptions and captures, less refunds, plus
 debts repaid), valued at the issuer's point value. Periods are calendar months in the programme's time zone.
+
+Reward claims settle per claim (hub/rewards/settlement.py): their points are kept out of the lines above
+(allocation kind "reward") and appear as REWARD_POINTS lines (each issuer owes the redeemer its points' value)
+and REWARD_SPONSOR lines (the sponsor owes the redeemer the rest of the reward's value).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.errors import DomainError
 from hub.partners.models import partner, partner_terms
 from hub.points.models import lot_allocation, point_lot
+from hub.rewards.models import reward_settlement
 
 DEFAULT_POINT_VALUE = Decimal("0.01")  # yuan per point unless a partner's terms say otherwise
 
@@ -37,7 +42,8 @@ class Line:
     redeemer_id: str
     redeemer_name: str
     points: int
-    value: Decimal  # yuan the issuer owes the redeemer
+    value: Decimal  # yuan the issuer (or a reward's sponsor) owes the redeemer
+    basis: str = "POINTS"  # POINTS | REWARD_POINTS | REWARD_SPONSOR
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,47 @@ async def lines(conn: AsyncConnection, period: str, zone: ZoneInfo, *, party_id:
                 (value * int(row.points)).quantize(Decimal("0.01")),
             )
         )
-    return result
+    return result + await _reward_lines(conn, start, end, party_id)
+
+
+async def _reward_lines(conn: AsyncConnection, start: datetime, end: datetime, party_id: int | None) -> list[Line]:
+    debtor = partner.alias("debtor")
+    creditor = partner.alias("creditor")
+    query = (
+        select(
+            debtor.c.public_id.label("debtor_id"),
+            debtor.c.name.label("debtor_name"),
+            creditor.c.public_id.label("creditor_id"),
+            creditor.c.name.label("creditor_name"),
+            reward_settlement.c.basis,
+            func.sum(reward_settlement.c.points).label("points"),
+            func.sum(reward_settlement.c.amount).label("amount"),
+        )
+        .join(debtor, debtor.c.id == reward_settlement.c.debtor_id)
+        .join(creditor, creditor.c.id == reward_settlement.c.creditor_id)
+        .where(
+            reward_settlement.c.created_at >= start,
+            reward_settlement.c.created_at < end,
+            reward_settlement.c.debtor_id != reward_settlement.c.creditor_id,  # a partner does not owe itself
+        )
+        .group_by(debtor.c.public_id, debtor.c.name, creditor.c.public_id, creditor.c.name, reward_settlement.c.basis)
+        .order_by(debtor.c.name, creditor.c.name, reward_settlement.c.basis)
+    )
+    if party_id is not None:
+        query = query.where(or_(reward_settlement.c.debtor_id == party_id, reward_settlement.c.creditor_id == party_id))
+    return [
+        Line(
+            row.debtor_id,
+            row.debtor_name,
+            row.creditor_id,
+            row.creditor_name,
+            int(row.points),
+            Decimal(int(row.amount)) / 100,
+            f"REWARD_{row.basis}",
+        )
+        for row in await conn.execute(query)
+        if row.amount
+    ]
 
 
 async def statement(conn: AsyncConnection, partner_id: int, period: str, zone: ZoneInfo) -> Statement:

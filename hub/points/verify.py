@@ -13,13 +13,15 @@
 8. Per issuer: Σ entries of its issuing and prepaid accounts = funded − Σ (lot amount − reversed); per redeemer:
    Σ entries of its redeemed account = Σ settling allocations (so settlement lines, built from allocations,
    agree with the accounts).
+9. Reward claims: a redeemed claim's settlement lines sum to the value it was redeemed for, a reversed claim's to
+   zero, and their points lines to the points it captured (net of what was given back).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.points.models import (
@@ -37,6 +39,7 @@ from hub.points.models import (
     point_hold,
     point_lot,
 )
+from hub.rewards.models import reward_claim, reward_settlement
 
 
 async def _rows(conn: AsyncConnection, query: Any) -> list[Any]:
@@ -236,7 +239,7 @@ async def verify(conn: AsyncConnection) -> list[str]:
     ]
     settled = (
         select(lot_allocation.c.partner_id, func.sum(lot_allocation.c.amount).label("total"))
-        .where(lot_allocation.c.kind.in_(("redeem", "capture", "refund")))
+        .where(lot_allocation.c.kind.in_(("redeem", "capture", "refund", "reward")))
         .group_by(lot_allocation.c.partner_id)
         .subquery()
     )
@@ -257,4 +260,32 @@ async def verify(conn: AsyncConnection) -> list[str]:
         f"redeemer {r.partner_id}: redeemed entries total {r.total} but allocations total {r.allocated or 0}"
         for r in await _rows(conn, redeemer_drift)
     ]
-    return problems
+    return problems + await _claims(conn)
+
+
+async def _claims(conn: AsyncConnection) -> list[str]:
+    lines = (
+        select(
+            reward_settlement.c.claim_id,
+            func.sum(reward_settlement.c.amount).label("amount"),
+            func.sum(reward_settlement.c.points).label("points"),
+        )
+        .group_by(reward_settlement.c.claim_id)
+        .subquery()
+    )
+    owed = case((reward_claim.c.status == "REDEEMED", reward_claim.c.redeemed_value), else_=0)
+    points = case((reward_claim.c.status == "REDEEMED", reward_claim.c.redeemed_points), else_=0)
+    wrong = (
+        select(reward_claim.c.public_id, reward_claim.c.status, owed.label("owed"), lines.c.amount, lines.c.points,
+               points.label("captured"))
+        .outerjoin(lines, lines.c.claim_id == reward_claim.c.id)
+        .where(
+            reward_claim.c.status.in_(("REDEEMED", "REVERSED")),
+            (func.coalesce(lines.c.amount, -1) != owed) | (func.coalesce(lines.c.points, -1) != points),
+        )
+    )  # fmt: skip
+    return [
+        f"claim {r.public_id} ({r.status}): settlement lines sum to {r.amount} fen for {r.points} points, "
+        f"not {r.owed} fen for {r.captured}"
+        for r in await _rows(conn, wrong)
+    ]

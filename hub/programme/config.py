@@ -81,12 +81,34 @@ class ActivityRule:
 
 
 @dataclass(frozen=True)
+class Offset:
+    """Points as cash at a till: `points` points are worth `yuan`; at most `max_share` of a basket's discountable
+    amount (never prescription, insurer-paid or not-discountable lines); used in whole steps of `step_points`,
+    each step's value rounded down to the fen."""
+
+    points: int = 100
+    yuan: Decimal = Decimal(1)
+    max_share: Decimal = Decimal("0.5")
+    step_points: int = 1
+
+    def value(self, points: int) -> int:
+        """Fen that `points` are worth, rounded down."""
+        return int(points * self.yuan * 100 // self.points)
+
+    def points_for(self, fen: int) -> int:
+        """The most points (in whole steps) worth at most `fen`."""
+        points = int(fen * self.points // (self.yuan * 100))
+        return points - points % self.step_points
+
+
+@dataclass(frozen=True)
 class Version:
     effective_from: datetime  # midnight in the programme's time zone, as UTC-aware datetime
     return_window_days: int
     earning: Earning
     tiers: Tiers
     activities: dict[str, ActivityRule]
+    offset: Offset = Offset()
 
 
 @dataclass(frozen=True)
@@ -293,6 +315,19 @@ def _activities(c: _Checker, path: str, raw: dict[str, Any]) -> dict[str, Activi
     return rules
 
 
+def _offset(c: _Checker, path: str, raw: dict[str, Any]) -> Offset:
+    c.known(path, raw, {"points", "yuan", "max_share", "step_points"})
+    share = c.decimal(f"{path}.max_share", raw.get("max_share", "0.5"))
+    if share > 1:
+        c.fail(f"{path}.max_share", f"must be at most 1 (a share of the discountable amount), got {share}")
+    return Offset(
+        points=c.integer(f"{path}.points", raw.get("points", 100), minimum=1),
+        yuan=c.decimal(f"{path}.yuan", raw.get("yuan", "1"), above=True),
+        max_share=share,
+        step_points=c.integer(f"{path}.step_points", raw.get("step_points", 1), minimum=1),
+    )
+
+
 def parse(text: str, *, name: str = "programme.toml", zone: ZoneInfo) -> Programme:
     """Validate a programme document; raise ProgrammeError listing every problem with its line."""
     checker = _Checker(name, text)
@@ -309,7 +344,7 @@ def parse(text: str, *, name: str = "programme.toml", zone: ZoneInfo) -> Program
     for i, raw in enumerate(raw_versions):
         path = f"version[{i}]"
         raw = checker.table(path, raw)
-        checker.known(path, raw, {"effective_from", "return_window_days", "earning", "tiers", "activities"})
+        checker.known(path, raw, {"effective_from", "return_window_days", "earning", "tiers", "activities", "offset"})
         start = raw.get("effective_from")
         if isinstance(start, str):
             try:
@@ -328,6 +363,7 @@ def parse(text: str, *, name: str = "programme.toml", zone: ZoneInfo) -> Program
                 activities=_activities(
                     checker, f"{path}.activities", checker.table(f"{path}.activities", raw.get("activities", {}))
                 ),
+                offset=_offset(checker, f"{path}.offset", checker.table(f"{path}.offset", raw.get("offset", {}))),
             )
         )
     ordered = sorted(enumerate(versions), key=lambda item: item[1].effective_from)

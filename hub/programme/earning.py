@@ -7,9 +7,11 @@ a line takes back exactly that line's points. Growth value is the qualifying spe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.errors import DomainError
@@ -35,6 +37,9 @@ def yuan(amount_fen: int) -> str:
     return f"{Decimal(amount_fen) / 100:.2f}"
 
 
+MAX_LINES = 200
+
+
 @dataclass(frozen=True)
 class Line:
     sku: str
@@ -43,6 +48,57 @@ class Line:
     quantity: int
     prescription: bool
     insurer_paid: bool
+    discountable: bool = True  # the partner's own flag: False keeps tier discounts, coupons and points off it
+
+    @property
+    def offsettable(self) -> bool:
+        """Discounts, coupons and points as cash may apply: never to prescription or insurer-paid lines."""
+        return self.discountable and not self.prescription and not self.insurer_paid
+
+
+def parse_lines(given: Sequence[Any]) -> list[Line]:
+    """A basket's lines (a purchase's, a quote's) checked and in fen; each input has sku, category, amount (yuan),
+    quantity, prescription, insurer_paid and discountable."""
+    if not 1 <= len(given) <= MAX_LINES:
+        raise DomainError("INVALID_INPUT", f"a basket has 1 to {MAX_LINES} lines", "lines")
+    parsed = []
+    for i, line in enumerate(given):
+        if not line.sku.strip() or len(line.sku) > 100:
+            raise DomainError("INVALID_INPUT", "sku must be 1 to 100 characters", f"lines[{i}].sku")
+        if not line.category.strip() or len(line.category) > 100:
+            raise DomainError("INVALID_INPUT", "category must be 1 to 100 characters", f"lines[{i}].category")
+        if not 1 <= line.quantity <= 100_000:
+            raise DomainError("INVALID_INPUT", "quantity must be 1 to 100000", f"lines[{i}].quantity")
+        parsed.append(
+            Line(
+                sku=line.sku,
+                category=line.category,
+                amount=fen(line.amount, f"lines[{i}].amount"),
+                quantity=line.quantity,
+                prescription=line.prescription,
+                insurer_paid=line.insurer_paid,
+                discountable=line.discountable,
+            )
+        )
+    return parsed
+
+
+def shares(weights: list[int], amount: int) -> list[int]:
+    """Split `amount` over lines in proportion to `weights`, never more than a line's weight; the largest
+    remainders get the odd fen, so the shares sum to `amount` exactly (a refund over lines, a discount over a
+    basket)."""
+    total = sum(weights)
+    if total == 0:
+        return [0] * len(weights)
+    split = [amount * w // total for w in weights]
+    short = amount - sum(split)
+    for i in sorted(range(len(weights)), key=lambda i: -(amount * weights[i] % total)):
+        if short == 0:
+            break
+        if split[i] < weights[i]:
+            split[i] += 1
+            short -= 1
+    return split
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import hashlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -35,10 +35,11 @@ from hub.points.policy import PointsPolicy
 from hub.programme import earning
 from hub.programme.config import Programme
 from hub.purchases.models import purchase, purchase_line, purchase_refund
+from hub.rewards import claims
+from hub.rewards import quote as quotes
 from hub.tiers import service as tiers
 
 T = TypeVar("T")
-MAX_LINES = 200
 # How far in the future an occurredAt may lie (till clocks drift); anything later is a mistake.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -51,6 +52,7 @@ class LineInput:
     quantity: int = 1
     prescription: bool = False
     insurer_paid: bool = False
+    discountable: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RecordPurchase:
     store_id: str | None
     lines: tuple[LineInput, ...]
     idempotency_key: str
+    quote_id: str | None = None  # record exactly what this quote said (hub/rewards/quote.py)
 
 
 @dataclass(frozen=True)
@@ -119,30 +122,6 @@ def _check_key(key: str) -> None:
         raise DomainError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
 
 
-def _lines(cmd: RecordPurchase) -> list[earning.Line]:
-    if not 1 <= len(cmd.lines) <= MAX_LINES:
-        raise DomainError("INVALID_INPUT", f"a purchase has 1 to {MAX_LINES} lines", "lines")
-    parsed = []
-    for i, line in enumerate(cmd.lines):
-        if not line.sku.strip() or len(line.sku) > 100:
-            raise DomainError("INVALID_INPUT", "sku must be 1 to 100 characters", f"lines[{i}].sku")
-        if not line.category.strip() or len(line.category) > 100:
-            raise DomainError("INVALID_INPUT", "category must be 1 to 100 characters", f"lines[{i}].category")
-        if not 1 <= line.quantity <= 100_000:
-            raise DomainError("INVALID_INPUT", "quantity must be 1 to 100000", f"lines[{i}].quantity")
-        parsed.append(
-            earning.Line(
-                sku=line.sku,
-                category=line.category,
-                amount=earning.fen(line.amount, f"lines[{i}].amount"),
-                quantity=line.quantity,
-                prescription=line.prescription,
-                insurer_paid=line.insurer_paid,
-            )
-        )
-    return parsed
-
-
 def _view(row: Any) -> Purchase:
     return Purchase(
         public_id=row.public_id,
@@ -198,7 +177,7 @@ def validate(cmd: RecordPurchase, now: datetime) -> list[earning.Line]:
         raise DomainError("INVALID_INPUT", "occurredAt must be a time with zone, not in the future", "occurredAt")
     if cmd.store_id is not None and len(cmd.store_id) > 100:
         raise DomainError("INVALID_INPUT", "storeId must be at most 100 characters", "storeId")
-    return _lines(cmd)
+    return earning.parse_lines(cmd.lines)
 
 
 async def record(
@@ -220,9 +199,19 @@ async def record(
     await lock_member(conn, view.member_id)
     zone = policy.zone
     version = programme.at(cmd.occurred_at)
-    level = version.tiers.by_number((await tiers.state(conn, view.member_id)).level)
-    birthday = earning.in_birthday_month(view.birthday, cmd.occurred_at, zone)
-    per_line, points, qualifying = earning.earn(version, lines, level, birthday)
+    if cmd.quote_id is None:
+        level = version.tiers.by_number((await tiers.state(conn, view.member_id)).level)
+        birthday = earning.in_birthday_month(view.birthday, cmd.occurred_at, zone)
+        per_line, points, qualifying = earning.earn(version, lines, level, birthday)
+    else:
+        # The lines are the quoted basket at list prices; what is recorded is what the quote said is paid.
+        quoted = await quotes.quoted(
+            conn, partner_id, view.member_id, cmd.quote_id, now, store_id=cmd.store_id, lines=lines
+        )
+        level = version.tiers.by_number(quoted.level)
+        per_line = [earning.LineEarning(qualifying, points) for _, qualifying, points in quoted.lines]
+        points, qualifying = quoted.points, quoted.qualifying
+        lines = [replace(line, amount=paid) for line, (paid, _, _) in zip(lines, quoted.lines, strict=True)]
     amount = sum(line.amount for line in lines)
 
     public_id = new_id("pur", 12)
@@ -293,23 +282,9 @@ async def record(
     return Purchase(public_id, cmd.reference, view.member_id, points, qualifying, amount, 0)
 
 
-def _shares(remaining: list[int], amount: int) -> list[int]:
-    """Split a refund over lines in proportion to what remains of each (largest remainders get the odd fen)."""
-    total = sum(remaining)
-    shares = [amount * r // total for r in remaining]
-    short = amount - sum(shares)
-    for i in sorted(range(len(remaining)), key=lambda i: -(amount * remaining[i] % total)):
-        if short == 0:
-            break
-        if shares[i] < remaining[i]:
-            shares[i] += 1
-            short -= 1
-    return shares
-
-
 def _left_points(points: int, amount: int, refunded: int) -> int:
     """Points a line still carries once `refunded` of its `amount` is refunded (rounded down, never negative)."""
-    return points * (amount - refunded) // amount
+    return points * (amount - refunded) // amount if amount else 0
 
 
 async def refund(
@@ -355,7 +330,7 @@ async def refund(
             raise DomainError(
                 "REFUND_EXCEEDS_PURCHASE", f"at most {earning.yuan(sum(remaining))} of this purchase remains", "amount"
             )
-        shares = _shares(remaining, wanted)
+        shares = earning.shares(remaining, wanted)
     else:
         assert cmd.lines is not None
         if not cmd.lines:
@@ -396,6 +371,9 @@ async def refund(
             points_reversed=bought.points_reversed + reversed_points,
         )
     )
+    if bought.refunded + amount == bought.amount:
+        # Refunded in full: reward claims redeemed in this order are reversed (their points back to their lots).
+        await claims.reverse_order(conn, partner_id, bought.reference, now)
     reverse_txn_pk = None
     if reversed_points > 0 and bought.earn_txn_id is not None:
         earned = await conn.scalar(select(ledger_txn.c.public_id).where(ledger_txn.c.id == bought.earn_txn_id))

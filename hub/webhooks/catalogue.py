@@ -257,6 +257,24 @@ _TYPES = (
         refundId=_TEXT,
         pointsReversed=_POINTS,
     ),
+    *(
+        _t(name, text, "own", "points:read", claimId=_TEXT, quantity=_POINTS, points=_POINTS)
+        for name, text in (
+            ("reward.claimed", "You (or the member, for your reward) claimed a reward: its points are held."),
+            ("reward.voided", "A claim you made was voided: its points went back to the member."),
+            ("reward.expired", "A claim you made expired unredeemed: its points went back to the member."),
+            ("reward.reversed", "The order a claim was redeemed in at you was refunded: the claim is reversed."),
+        )
+    ),
+    _t(
+        "reward.redeemed",
+        "You redeemed a member's reward claim at your till.",
+        "own",
+        "points:read",
+        claimId=_TEXT,
+        rewardId=_TEXT,
+        quantity=_POINTS,
+    ),
     _t(
         "activity.recorded",
         "You recorded a health activity.",

@@ -10,28 +10,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+
+from hub.keyfile import read_or_create
 
 KEY_FILE = "webhook.key"
 
 
 class WebhookKey:
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = directory / KEY_FILE
-        if not path.exists():
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process made it first
-            else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(Fernet.generate_key())
-        raw = path.read_bytes().strip()
+        raw = read_or_create(directory, KEY_FILE, Fernet.generate_key)
         self._fernet = Fernet(raw)
         self._root = hashlib.sha256(b"hub webhook ids\x00" + raw).digest()
 
