@@ -24,19 +24,26 @@ from hub.schema.members import MemberMutations, MemberQueries, members_by_pairwi
 from hub.schema.points import PointsMutations, PointsQueries
 from hub.schema.purchases import PurchaseMutations
 from hub.schema.retention import RetentionQueries
+from hub.schema.rewards import RewardMutations, RewardQueries
 from hub.schema.scalars import SCALARS
 from hub.schema.viewer import ViewerQueries
 from hub.schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(ViewerQueries, MemberQueries, PointsQueries, RetentionQueries, WebhookQueries):
+class Query(ViewerQueries, MemberQueries, PointsQueries, RetentionQueries, RewardQueries, WebhookQueries):
     pass
 
 
 @strawberry.type
 class Mutation(
-    MemberMutations, ConsentMutations, PointsMutations, PurchaseMutations, ActivityMutations, WebhookMutations
+    MemberMutations,
+    ConsentMutations,
+    PointsMutations,
+    PurchaseMutations,
+    ActivityMutations,
+    RewardMutations,
+    WebhookMutations,
 ):
     pass
 

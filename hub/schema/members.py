@@ -35,6 +35,7 @@ from hub.schema.points import (
 )
 from hub.schema.programme import MemberTier, PurchaseSummary, member_tier, purchase_summary, summary_needs, tier_needs
 from hub.schema.retention import MemberRetention, member_retention, retention_needs
+from hub.schema.rewards import RewardClaim, claims_needs, member_reward_claims
 
 log = logging.getLogger("hub.members")
 
@@ -98,6 +99,13 @@ class Member:
     ) -> PointsTransactionConnection | None:
         return member_points_history(info, self.view, first, after)
 
+    @strawberry.field(
+        description="The member's reward claims you made or redeemed, newest first (codes only of those you made)."
+    )
+    @consented("points:read")
+    def reward_claims(self, info: Info, first: int | None = 20) -> list[RewardClaim] | None:
+        return member_reward_claims(info, self.view, first)
+
     @strawberry.field(description="Spend, visits and categories at every partner over the last months (1-36).")
     @consented("purchases:read")
     def purchase_summary(self, info: Info, months: int = 12) -> PurchaseSummary | None:
@@ -133,6 +141,7 @@ NESTED: dict[str, Nested] = {
     "retention": Nested(retention_needs, permission="analytics:read", value=member_retention),
     "pointsHistory": Nested(history_needs),  # with arguments: resolvers
     "purchaseSummary": Nested(summary_needs),
+    "rewardClaims": Nested(claims_needs),
 }
 # The fields set as values are Member's attributes of the same name (one word: the GraphQL and Python names agree).
 assert {n for n, nested in NESTED.items() if nested.value} <= {f.name for f in dataclasses.fields(Member)}

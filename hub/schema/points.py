@@ -15,6 +15,7 @@ from strawberry.types.nodes import SelectedField
 from hub import cursors
 from hub.consent.rule import ConsentRequired, MemberView
 from hub.points import ledger, queries, settlement
+from hub.rewards import quote as quotes
 from hub.schema.batches import Batch, answer, argument, fields_of
 from hub.schema.context import Context, Info
 from hub.schema.errors import mutation
@@ -41,6 +42,9 @@ class PointsErrorCode(Enum):
     REVERSAL_EXCEEDS_ORIGINAL = "REVERSAL_EXCEEDS_ORIGINAL"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     PREPAID_BALANCE_EXHAUSTED = "PREPAID_BALANCE_EXHAUSTED"
+    QUOTE_NOT_FOUND = "QUOTE_NOT_FOUND"
+    QUOTE_EXPIRED = "QUOTE_EXPIRED"
+    OFFSET_CAP_EXCEEDED = "OFFSET_CAP_EXCEEDED"
 
 
 @strawberry.type
@@ -238,6 +242,9 @@ class RedeemPointsInput:
     member_id: strawberry.ID
     points: int
     reference: str | None = None
+    quote_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The quoted basket the points pay for: at most its maxPointsToRedeem"
+    )
     idempotency_key: str
 
 
@@ -317,8 +324,19 @@ class PointsMutations:
     @mutation(extensions=scoped("points:redeem"), description="Spend points in one step.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> PointsTransactionPayload:
         ctx = info.context
-        cmd = ledger.Redeem(str(input.member_id), input.points, input.reference, input.idempotency_key)
-        return await _transaction(info, cmd, lambda conn: ledger.redeem(conn, ctx.partner_id, cmd, ctx.now))
+        if input.quote_id is None:
+            cmd = ledger.Redeem(str(input.member_id), input.points, input.reference, input.idempotency_key)
+            return await _transaction(info, cmd, lambda conn: ledger.redeem(conn, ctx.partner_id, cmd, ctx.now))
+        basket = ledger.RedeemForBasket(
+            str(input.member_id), input.points, input.reference, str(input.quote_id), input.idempotency_key
+        )
+
+        async def within_quote(conn: AsyncConnection, member_id: int) -> None:
+            await quotes.check_points(conn, ctx.partner_id, member_id, basket.quote_id, basket.points, ctx.now)
+
+        return await _transaction(
+            info, basket, lambda conn: ledger.redeem(conn, ctx.partner_id, basket, ctx.now, within_quote)
+        )
 
     @mutation(extensions=scoped("points:redeem"), description="Reserve points at a till (authorise).")
     async def hold_points(self, info: Info, input: HoldPointsInput) -> PointsHoldPayload:
@@ -354,12 +372,24 @@ class SettlementParty:
     name: str
 
 
+@strawberry.enum(description="What a settlement line is for")
+class SettlementBasis(Enum):
+    POINTS = strawberry.enum_value("POINTS", description="Points redeemed: their issuer owes the redeemer")
+    REWARD_POINTS = strawberry.enum_value(
+        "REWARD_POINTS", description="Points that paid for reward claims: their issuer owes the redeemer"
+    )
+    REWARD_SPONSOR = strawberry.enum_value(
+        "REWARD_SPONSOR", description="The rest of redeemed rewards' value: the sponsor owes the redeemer"
+    )
+
+
 @strawberry.type
 class SettlementLine:
-    issuer: SettlementParty
+    issuer: SettlementParty = strawberry.field(description="Who owes: the points' issuer, or the reward's sponsor")
     redeemer: SettlementParty
+    basis: SettlementBasis
     points: BigInt
-    value: Decimal = strawberry.field(description="Yuan the issuer owes the redeemer")
+    value: Decimal = strawberry.field(description="Yuan the issuer (or sponsor) owes the redeemer")
 
 
 @strawberry.type
@@ -401,6 +431,7 @@ class PointsQueries:
                 SettlementLine(
                     issuer=SettlementParty(id=strawberry.ID(line.issuer_id), name=line.issuer_name),
                     redeemer=SettlementParty(id=strawberry.ID(line.redeemer_id), name=line.redeemer_name),
+                    basis=SettlementBasis[line.basis],
                     points=BigInt(line.points),
                     value=line.value,
                 )

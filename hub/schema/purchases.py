@@ -30,6 +30,9 @@ class PurchaseErrorCode(Enum):
     INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
     NEGATIVE_BALANCE = "NEGATIVE_BALANCE"
     ACTIVITY_NOT_ALLOWED = "ACTIVITY_NOT_ALLOWED"
+    QUOTE_NOT_FOUND = "QUOTE_NOT_FOUND"
+    QUOTE_EXPIRED = "QUOTE_EXPIRED"
+    BASKET_CHANGED = "BASKET_CHANGED"
 
 
 @strawberry.type
@@ -47,6 +50,7 @@ class PurchaseLineInput:
     quantity: int = 1
     prescription: bool = False
     insurer_paid: bool = False
+    discountable: bool = strawberry.field(default=True, description="As quoted (quoteBasket); part of the basket")
 
 
 @strawberry.input
@@ -56,6 +60,11 @@ class RecordPurchaseInput:
     occurred_at: dt.datetime
     store_id: str | None = None
     lines: list[PurchaseLineInput]
+    quote_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The quote of this basket (quoteBasket): the lines are the quoted ones at list price, and what "
+        "is recorded is what the quote said is paid and earned; QUOTE_EXPIRED or BASKET_CHANGED otherwise",
+    )
     idempotency_key: str
 
 
@@ -129,11 +138,18 @@ class PurchaseMutations:
             store_id=input.store_id,
             lines=tuple(
                 purchases.LineInput(
-                    line.sku, line.category, line.amount, line.quantity, line.prescription, line.insurer_paid
+                    line.sku,
+                    line.category,
+                    line.amount,
+                    line.quantity,
+                    line.prescription,
+                    line.insurer_paid,
+                    line.discountable,
                 )
                 for line in input.lines
             ),
             idempotency_key=input.idempotency_key,
+            quote_id=None if input.quote_id is None else str(input.quote_id),
         )
         found = await purchases.run(
             ctx.hub.db,
