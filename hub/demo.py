@@ -31,6 +31,7 @@ from hub.points import ledger
 from hub.points.policy import PointsPolicy
 from hub.programme.config import Programme
 from hub.purchases import service as purchases
+from hub.rewards import catalogue
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = [
@@ -62,7 +63,7 @@ DEMO_PARTNERS = [
         "pharmacy_chain",
         "member:read member:enroll points:read points:earn points:redeem "
         "points:reverse purchases:write purchases:read consent:read consent:request settlement:read webhooks:manage "
-        "analytics:read",
+        "analytics:read rewards:manage rewards:redeem",
         "DEMO-PH",
         1.0,
     ),
@@ -78,7 +79,7 @@ DEMO_PARTNERS = [
         "Leap Fitness",
         "gym",
         "member:read member:enroll points:read points:grant points:redeem activity:write consent:read "
-        "consent:request settlement:read webhooks:manage",
+        "consent:request settlement:read webhooks:manage rewards:manage rewards:redeem",
         "DEMO-GY",
         0.3,
     ),
@@ -180,7 +181,23 @@ async def seed(
                 continue  # a random phone collided with an earlier member under another external id
             links.setdefault(p.public_id, []).append(pairwise_id)
     await _points_activity(conn, created, links, rng, now, policy, programme)
+    await _rewards(conn, created, programme, now)
     return clients
+
+
+async def _rewards(conn: AsyncConnection, created: list[Partner], programme: Programme, now: datetime) -> None:
+    """The catalogue: the pharmacy's coupon, and the gym's health check (sponsored by the gym, redeemed at the
+    pharmacy too, so its settlement has a sponsor line). The 金卡-first gift is left for the walkthrough to create."""
+    pharmacy, _insurer, gym = created
+    version = programme.at(now)
+    await catalogue.create(conn, pharmacy.id, catalogue.RewardInput(
+        kind="COUPON", name="满100减20 coupon", points_cost=1000, face_value="20.00", claim_valid_days=30,
+        description="20 yuan off a basket of vitamins or personal care", categories=("vitamins", "personal care"),
+    ), version, now)  # fmt: skip
+    await catalogue.create(conn, gym.id, catalogue.RewardInput(
+        kind="SERVICE", name="Body composition check", points_cost=500, face_value="60.00", stock=200, member_limit=1,
+        limit_period="YEAR", redeemers=(gym.public_id, pharmacy.public_id),
+    ), version, now)  # fmt: skip
 
 
 async def _enrol_confirmed(
@@ -245,14 +262,14 @@ async def _points_activity(
     """Members shop at the pharmacy (points, growth, tiers) over a year and a half, each as BG/NBD tells it: at their
     own pace until, after some visit, they stop coming (so the retention model has cohorts, regulars and the
     lapsed to find); gym members spend some points at the gym (a settlement line). The demo member shops every few
-    weeks, and a device takes them to 银卡, so their tier and its reasons can be read."""
+    weeks, and a device takes them to 金卡, so their tier, its reasons and its priority purchase can be tried."""
     pharmacy, insurer, gym = created
     for p, kinds in ((insurer, ["HEALTH_CHECK", "VACCINATION"]), (gym, ["GYM_VISIT", "WORKOUT"])):
         await partners.set_terms(conn, partner_public_id=p.public_id, activity_kinds=kinds, now=now)
     categories = ("otc", "vitamins", "devices", "personal care")
     for n, pairwise_id in enumerate(links.get(pharmacy.public_id, [])):
         if n == 0:
-            visits = [(days, "168.00", "vitamins") for days in range(360, 9, -24)] + [(12, "5600.00", "devices")]
+            visits = [(days, "168.00", "vitamins") for days in range(360, 9, -24)] + [(12, "10000.00", "devices")]
         else:
             visits = [(days, f"{rng.randint(2000, 60000) / 100:.2f}", rng.choice(categories)) for days in _visits(rng)]
         for b, (days_ago, amount, category) in enumerate(visits):

@@ -18,11 +18,12 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -413,3 +414,159 @@ def deliver_with_a_worker(env: dict[str, str], receiver: Receiver, event_type: s
         worker.terminate()
         worker.wait(timeout=20)
     return receiver.of_type(event_type)
+
+
+WALKTHROUGH_GIFT = """mutation($input: CreateRewardInput!) { createReward(input: $input) {
+  reward { id } errors { field message code } } }"""
+WALKTHROUGH_TILL = {
+    "member": 'query { memberByExternalId(externalId: "DEMO-PH-MEMBER") { id tier { level name } } }',
+    "catalogue": "{ rewards(first: 50) { edges { node { id name kind sponsorId } } } }",
+    "claim": """mutation($input: ClaimRewardInput!) { claimReward(input: $input) {
+      claim { id code status } errors { field message code } } }""",
+    "quote": """mutation($input: QuoteBasketInput!) { quoteBasket(input: $input) {
+      quote { id tier { reason } coupons { claimId amount } maxPointsToRedeem pointsToRedeem pointsValue amountToPay
+              pointsEarned } errors { field message code } } }""",
+    "pay": """mutation($input: RedeemPointsInput!) { redeemPoints(input: $input) {
+      transaction { id points } errors { field message code } } }""",
+    "redeem": """mutation($input: RedeemRewardClaimInput!) { redeemRewardClaim(input: $input) {
+      claim { id status redeemedValue } errors { field message code } } }""",
+    "record": """mutation($input: RecordPurchaseInput!) { recordPurchase(input: $input) {
+      purchase { pointsEarned amount } errors { field message code } } }""",
+    "settlement": """query($period: String!) { settlementStatement(period: $period) {
+      lines { issuer { name } redeemer { name } basis points value } receivable payable } }""",
+}
+
+
+async def test_the_demo_rewards_walkthrough_from_outside(
+    fresh_database_url: str, page: Any, sms_gateway: SmsGateway, shots: Path, tmp_path: Path
+) -> None:
+    """The issue's walkthrough on a freshly seeded demo: the pharmacy creates a 金卡-first limited gift; the demo
+    member (金卡) claims it and the gym's health check in the portal, in Chromium; the till claims the coupon for
+    them, quotes a basket with it and points as cash, pays, redeems the three claims and records the purchase; the
+    month's settlement shows the gym owing the pharmacy, in GraphQL and `hub settle`, and `hub ledger verify` holds."""
+    assert hub_cli(fresh_database_url, tmp_path, "db", "upgrade").returncode == 0
+    seeded = hub_cli(fresh_database_url, tmp_path, "demo", "seed", "--members", "20", "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    pharmacy = next(c for c in json.loads(seeded.stdout)["clients"] if c["kind"] == "pharmacy_chain")
+    env = {
+        "HUB_DATABASE_URL": fresh_database_url,
+        "HUB_KEYS_DIR": str(tmp_path),
+        "HUB_SMS_GATEWAY_URL": sms_gateway.url,
+    }
+    with live_server(env, _free_port()) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            issued = await http.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(pharmacy["client_id"], pharmacy["client_secret"]),
+            )
+            bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+
+            async def gql(query: str, **variables: Any) -> dict[str, Any]:
+                answer = await http.post("/graphql", json={"query": query, "variables": variables}, headers=bearer)
+                data = answer.json()
+                assert "errors" not in data, data
+                found: dict[str, Any] = next(iter(data["data"].values()))
+                assert not (isinstance(found, dict) and found.get("errors")), found
+                return found
+
+            now = datetime.now(UTC)
+            gift = (
+                await gql(
+                    WALKTHROUGH_GIFT,
+                    input={
+                        "kind": "GIFT",
+                        "name": "金卡 thermos",
+                        "pointsCost": 800,
+                        "faceValue": "45.00",
+                        "stock": 30,
+                        "memberLimit": 1,
+                        "windows": [
+                            {"minTier": 3, "opensAt": (now - timedelta(minutes=1)).isoformat()},
+                            {"minTier": 0, "opensAt": (now + timedelta(days=2)).isoformat()},
+                        ],
+                    },
+                )
+            )["reward"]["id"]
+            member = await gql(WALKTHROUGH_TILL["member"])
+            assert member["tier"] == {"level": 3, "name": "金卡"}
+
+            await sign_in(page, base, DEMO_MEMBER_PHONE, sms_gateway)
+            await page.goto(f"{base}/portal/rewards?lang=en")
+            check = page.locator("[data-reward]").filter(has_text="Body composition check")
+            for reward in (f"[data-reward='{gift}']", check):
+                locator = page.locator(reward) if isinstance(reward, str) else reward
+                await locator.locator("button").click()
+                await page.wait_for_load_state()
+            codes_shown = await page.locator("tr.claim code").all_text_contents()
+            await page.screenshot(path=str(shots / "12-rewards-in-the-portal.png"), full_page=True)
+            assert len(codes_shown) == 2 and all(len(c) == 13 for c in codes_shown)
+
+            catalogue = (await gql(WALKTHROUGH_TILL["catalogue"]))["edges"]
+            coupon = next(e["node"]["id"] for e in catalogue if e["node"]["kind"] == "COUPON")
+            claimed = await gql(
+                WALKTHROUGH_TILL["claim"],
+                input={"memberId": member["id"], "rewardId": coupon, "idempotencyKey": "walk-coupon"},
+            )
+            basket = {
+                "memberId": member["id"],
+                "storeId": "DEMO-STORE-1",
+                "lines": [
+                    {"sku": "VIT-D", "category": "vitamins", "amount": "128.00"},
+                    {"sku": "RX-9", "category": "rx", "amount": "66.00", "prescription": True},
+                ],
+                "couponCodes": [claimed["claim"]["code"]],
+            }
+            first = (await gql(WALKTHROUGH_TILL["quote"], input=basket))["quote"]
+            quote = (
+                await gql(WALKTHROUGH_TILL["quote"], input={**basket, "pointsToRedeem": first["maxPointsToRedeem"]})
+            )["quote"]
+            assert "7折" in quote["tier"]["reason"] and quote["coupons"][0]["amount"] == "20.00"
+            await gql(
+                WALKTHROUGH_TILL["pay"],
+                input={
+                    "memberId": member["id"],
+                    "points": quote["pointsToRedeem"],
+                    "quoteId": quote["id"],
+                    "idempotencyKey": "walk-pay",
+                },
+            )
+            for code, key in [
+                (claimed["claim"]["code"], "walk-c"),
+                *((c, f"walk-{i}") for i, c in enumerate(codes_shown)),
+            ]:
+                redeemed = await gql(
+                    WALKTHROUGH_TILL["redeem"],
+                    input={
+                        "code": code,
+                        "orderReference": "WALK-1",
+                        "idempotencyKey": key,
+                        **({"quoteId": quote["id"]} if key == "walk-c" else {}),
+                    },
+                )
+                assert redeemed["claim"]["status"] == "REDEEMED"
+            recorded = await gql(
+                WALKTHROUGH_TILL["record"],
+                input={
+                    "memberId": member["id"],
+                    "reference": "WALK-1",
+                    "occurredAt": now.isoformat(),
+                    "storeId": "DEMO-STORE-1",
+                    "lines": basket["lines"],
+                    "quoteId": quote["id"],
+                    "idempotencyKey": "walk-record",
+                },
+            )
+            assert recorded["purchase"]["pointsEarned"] == quote["pointsEarned"]
+            assert recorded["purchase"]["amount"] == quote["amountToPay"]
+
+            period = now.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+            statement = await gql(WALKTHROUGH_TILL["settlement"], period=period)
+        sponsor = [x for x in statement["lines"] if x["basis"] == "REWARD_SPONSOR"]
+        assert [(x["issuer"]["name"], x["redeemer"]["name"], x["value"]) for x in sponsor] == [
+            ("Leap Fitness", "Kangjian Pharmacy", "55.00")
+        ]  # the gym's 60-yuan check paid with 500 of the pharmacy's own points (5 yuan): the gym owes the rest
+        settled = hub_cli(fresh_database_url, tmp_path, "settle", "--period", period, "--format", "csv")
+        assert settled.returncode == 0 and "REWARD_SPONSOR" in settled.stdout, settled.stderr
+        verified = hub_cli(fresh_database_url, tmp_path, "ledger", "verify")
+        assert verified.returncode == 0, verified.stdout

@@ -4,6 +4,7 @@ database of its own; the settlement split and the quote's arithmetic as properti
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -31,8 +32,9 @@ from hub.rewards.jobs import expire_claims
 from hub.rewards.quote import Coupon, plan
 from hub.rewards.settlement import split
 from hub.state import Hub
-from tests.conftest import ALL_PARTNER_SCOPES, ISSUER, PartnerClient, SmsGateway
+from tests.conftest import ALL_PARTNER_SCOPES, ISSUER, PartnerClient, SmsGateway, new_phone
 from tests.points_helpers import EARN, enrol_member, key
+from tests.portal_helpers import browser, csrf_of
 
 REWARDS = f"{ALL_PARTNER_SCOPES} rewards:manage rewards:redeem"
 SHOPPER = ["member:read", "points:read", "points:earn", "points:redeem", "purchases:write"]
@@ -677,3 +679,52 @@ def test_offset_never_exceeds_its_cap_and_nothing_is_paid_below_zero(
         paid = plan(VERSION, level, False, lines, given_coupons, wanted, balance)
         assert paid.to_pay == base.to_pay - rule.value(wanted) >= 0
         assert all(p.to_pay >= 0 for p in paid.lines)
+
+
+async def test_member_claims_in_the_portal_and_sees_code_and_reasons(
+    coalition: dict[str, Any], app: Any, hub: Hub, clock: FrozenClock, sms_gateway: SmsGateway
+) -> None:
+    pharmacy = coalition["pharmacy"]
+    phone = new_phone()
+    member = await enrol_member(pharmacy, SHOPPER, phone=phone)
+    await earn(pharmacy, member, 800)
+    gift = await create(pharmacy, name="门户礼品-" + secrets.token_hex(3), stock=3, pointsCost=300)
+    gold_only = await create(
+        pharmacy, name="金卡专享-" + secrets.token_hex(3), windows=[{"minTier": 3, "opensAt": clock.now().isoformat()}]
+    )
+    costly = await create(pharmacy, name="高价-" + secrets.token_hex(3), pointsCost=5000)
+
+    visitor = browser(app, phone)
+    await visitor.sign_in(sms_gateway)
+    page = await visitor.http.get("/portal/rewards?lang=en")
+    assert page.status_code == 200
+    text = page.text
+    assert f'data-reward="{gold_only["id"]}"' in text and 'data-reason="TIER_TOO_LOW"' in text
+    assert 'data-reason="INSUFFICIENT_POINTS"' in text.split(f'data-reward="{costly["id"]}"')[1].split("</div>")[0]
+    form = text.split(f'data-reward="{gift["id"]}"')[1].split("</form>")[0]
+    attempt = re.search(r'name="idempotency_key" value="([^"]+)"', form)
+    assert attempt
+    data = {"csrf_token": csrf_of(text), "idempotency_key": attempt.group(1)}
+    claimed = await visitor.http.post(f"/portal/rewards/{gift['id']}/claim", data=data)
+    assert claimed.status_code == 303
+    again = await visitor.http.post(f"/portal/rewards/{gift['id']}/claim", data=data)  # a double submit
+    assert again.status_code == 303
+    after = (await visitor.http.get("/portal/rewards?lang=en&notice=claimed")).text
+    rows = re.findall(r'<tr class="claim" data-claim="(clm_[^"]+)">.*?<code>([^<]+)</code>', after, re.S)
+    assert len(rows) == 1
+    claim_id, code = rows[0]
+    assert codes.parse(code)
+    state = (await pharmacy.gql(MEMBER, {"id": member}))["data"]["member"]
+    assert state["points"] == {"available": 500, "held": 300}
+    # Claimed by the member, not by the pharmacy: the pharmacy sees the claim once redeemed, never its code.
+    redeemed = payload(
+        await pharmacy.gql(
+            REDEEM, {"input": {"code": code, "orderReference": "W-" + claim_id, "idempotencyKey": key()}}
+        )
+    )
+    assert redeemed["errors"] == [] and redeemed["claim"]["code"] is None
+    assert '<span class="status">Used</span>' in (await visitor.http.get("/portal/rewards?lang=en")).text
+    exported = (await visitor.post("/portal/export")).json()
+    assert [(c["id"], c["status"], c["codeEndsWith"]) for c in exported["rewardClaims"]] == [
+        (claim_id, "REDEEMED", codes.parse(code)[-4:])
+    ]

@@ -24,6 +24,7 @@ from hub.partners.models import partner
 from hub.points import queries as points
 from hub.points.models import ledger_txn
 from hub.retention import queries as retention
+from hub.rewards.models import reward, reward_claim
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -108,6 +109,25 @@ async def export(conn: AsyncConnection, member_id: int, now: datetime) -> dict[s
         "retention": [
             {"partner": s.partner, "pAlive": round(s.p_alive, 4), "segment": s.segment, "scoredAt": _iso(s.scored_at)}
             for s in await retention.of_member(conn, member_id)
+        ],
+        "rewardClaims": [
+            {
+                "id": r.public_id,
+                "reward": r.name,
+                "status": r.status,
+                "quantity": r.quantity,
+                "points": r.points,
+                "codeEndsWith": r.code_last4,
+                "orderReference": r.order_reference,
+                "at": _iso(r.created_at),
+                "expiresAt": _iso(r.expires_at),
+            }
+            for r in await conn.execute(
+                select(reward_claim, reward.c.name)
+                .join(reward, reward.c.id == reward_claim.c.reward_id)
+                .where(reward_claim.c.member_id == member_id)
+                .order_by(reward_claim.c.id)
+            )
         ],
         "accessLog": [
             {

@@ -143,7 +143,7 @@ async def _reward_lines(conn: AsyncConnection, start: datetime, end: datetime, p
             row.creditor_id,
             row.creditor_name,
             int(row.points),
-            Decimal(int(row.amount)) / 100,
+            Decimal(int(row.amount)).scaleb(-2),  # fen to yuan, two places
             f"REWARD_{row.basis}",
         )
         for row in await conn.execute(query)

@@ -1,5 +1,6 @@
 """The member portal: sign-in, home (points, tier, what waits for the member), consents (revoke, narrow, decide a
-partner's request, link or refuse an enrolment, merge another record), who read my data, export and erasure.
+partner's request, link or refuse an enrolment, merge another record), rewards (claim, see codes, give back), who
+read my data, export and erasure.
 
 Every page after sign-in goes through `pages.signed_in` (session, and CSRF for a POST); every change is one
 transaction. The consent screen of the OAuth flow is in authorize.py.
@@ -43,7 +44,10 @@ from hub.portal.pages import (
     words,
 )
 from hub.programme.earning import yuan
+from hub.purchases.service import run
 from hub.retention import queries as retention
+from hub.rewards import catalogue
+from hub.rewards import claims as reward_claims
 from hub.tiers import service as tiers
 
 log = logging.getLogger("hub.portal")
@@ -295,6 +299,71 @@ async def merge(visit: Visit) -> Response:
 
 
 @signed_in
+async def rewards_page(visit: Visit) -> Response:
+    return await _rewards(visit)
+
+
+async def _rewards(visit: Visit, status: int = 200, **extra: Any) -> Response:
+    """What the member may claim now (and why not the rest), and their own claims with their codes."""
+    hub, member_id, now = visit.hub, visit.member_id, visit.now
+    zone = hub.settings.points_policy.zone
+    async with hub.db.read() as conn:
+        level = (await tiers.state(conn, member_id)).level
+        offers = await catalogue.page(conn, now, zone, first=catalogue.MAX_PAGE, after=None, member=(member_id, level))
+        balances = await points.balances(conn, member_id)
+        mine = await reward_claims.claims_of(conn, hub.reward_key, [member_id], now, first=50, claimant_id=None)
+    opens = {o.reward.public_id: catalogue.opens_for(o.reward, level) for o in offers.offers}
+    return visit.page(
+        "rewards.html",
+        status=status,
+        offers=offers.offers,
+        opens={k: v.astimezone(zone).strftime("%Y-%m-%d %H:%M") for k, v in opens.items() if v is not None},
+        available=balances.available,
+        claims=mine[member_id],
+        attempt=secrets.token_urlsafe(16),  # a double-submitted form claims once
+        yuan=yuan,
+        **extra,
+    )
+
+
+@signed_in
+async def claim_reward(visit: Visit) -> Response:
+    """The member claims for themself: no partner in between, so no partner's consent; the sponsor holds the points."""
+    hub = visit.hub
+    cmd = reward_claims.ClaimReward(
+        visit.request.path_params["reward_id"], 1, str(visit.form.get("idempotency_key") or secrets.token_urlsafe(16))
+    )
+    try:
+        await run(
+            hub.db,
+            lambda conn: reward_claims.claim(
+                conn, hub.reward_key, cmd, member_id=visit.member_id, claimant_id=None, now=visit.now,
+                zone=hub.settings.points_policy.zone,
+            ),
+        )  # fmt: skip
+    except DomainError as error:
+        label = visit.t(error.code)
+        return await _rewards(visit, status=409, error=error.message if label == error.code else label)
+    return RedirectResponse("/portal/rewards?notice=claimed", status_code=303)
+
+
+@signed_in
+async def give_back(visit: Visit) -> Response:
+    hub = visit.hub
+    cmd = reward_claims.VoidClaim(visit.request.path_params["claim_id"], "portal")
+    try:
+        await run(
+            hub.db,
+            lambda conn: reward_claims.void(
+                conn, hub.reward_key, cmd, claimant_id=None, member_id=visit.member_id, now=visit.now
+            ),
+        )
+    except DomainError as error:
+        return await _rewards(visit, status=409, error=error.message)
+    return RedirectResponse("/portal/rewards?notice=saved", status_code=303)
+
+
+@signed_in
 async def access_log_page(visit: Visit) -> Response:
     async with visit.hub.db.read() as conn:
         entries = await access_logs.for_member(conn, visit.member_id)
@@ -341,6 +410,9 @@ routes = [
     Route("/portal/claims/{claim_id:int}", decide_claim, methods=["POST"]),
     Route("/portal/merge/code", merge_code, methods=["POST"]),
     Route("/portal/merge", merge, methods=["POST"]),
+    Route("/portal/rewards", rewards_page, methods=["GET"]),
+    Route("/portal/rewards/{reward_id}/claim", claim_reward, methods=["POST"]),
+    Route("/portal/reward-claims/{claim_id}/void", give_back, methods=["POST"]),
     Route("/portal/access-log", access_log_page, methods=["GET"]),
     Route("/portal/privacy", privacy_page, methods=["GET"]),
     Route("/portal/export", export, methods=["POST"]),

@@ -87,14 +87,22 @@ def period_of(limit_period: str, moment: datetime, zone: ZoneInfo) -> str:
     return "ever"
 
 
+def opens_for(found: Reward, level: int) -> datetime | None:
+    """When a member at `level` may start claiming: the window of the highest tier at or below theirs (None: no
+    window admits their tier)."""
+    windows = [w for w in found.windows if w.min_level <= level]
+    if not windows:
+        return None
+    return max(max(windows, key=lambda w: w.min_level).opens_at, found.available_from)
+
+
 def refusal(found: Reward, level: int, used: int, quantity: int, now: datetime) -> tuple[str, str] | None:
     """Why the member may not claim `quantity` now (code, message), or None: the catalogue's one rule."""
     if found.available_until is not None and now >= found.available_until:
         return "WINDOW_CLOSED", REFUSALS["WINDOW_CLOSED"]
-    windows = [w for w in found.windows if w.min_level <= level]
-    if not windows:
+    opens = opens_for(found, level)
+    if opens is None:
         return "TIER_TOO_LOW", REFUSALS["TIER_TOO_LOW"]
-    opens = max(max(windows, key=lambda w: w.min_level).opens_at, found.available_from)
     if now < opens:
         return "NOT_YET_OPEN", REFUSALS["NOT_YET_OPEN"].format(opens=opens.isoformat())
     if found.stock_left is not None and found.stock_left < quantity:
