@@ -1,10 +1,11 @@
 """Claims: reserve, issue, redeem, void, expire and reverse, each one transaction.
 
 A claim reserves three things, each by a guarded update whose 0 rows abort the whole claim (the check-then-act bug
-of Saleor #544 and Vendure #4660 cannot happen): the reward's stock (`stock_left >= n`), the member's usage in the
-period (`used + n <= limit`), and the points (a ledger hold, `balance >= points`). Rows are locked in one order
-everywhere, reward → member account, so two claims never wait on each other crosswise. A claim's state changes
-only by a guarded update from the states it may leave, so of a redemption and an expiry racing, one wins.
+of Saleor #544 and Vendure #4660 cannot happen): the points (a ledger hold, `balance >= points`), the member's
+usage in the period (`used + n <= limit`) and the reward's stock (`stock_left >= n`). Rows are locked in one order
+everywhere, member account → usage → reward, so no two commands wait on each other crosswise, and the reward's row,
+which every claimant of a flash sale queues on, is taken last and held only until the commit. A claim's state
+changes only by a guarded update from the states it may leave, so of a redemption and an expiry racing, one wins.
 
 Lifecycle: ISSUED (claimed with a code, to redeem later) or RESERVED (claimed at a till against a quote) →
 REDEEMED → REVERSED (the order was refunded); ISSUED/RESERVED → VOIDED or EXPIRED. Voiding, expiry and reversal
@@ -207,8 +208,8 @@ async def claim(
         code, message = refused
         raise DomainError(code, message, "quantity" if code in ("OUT_OF_STOCK", "MEMBER_LIMIT_REACHED") else "rewardId")
 
-    await _take_stock(conn, found, cmd.quantity)  # locks the reward row first: reward → member account
-    await _count_use(conn, found, member_id, period, cmd.quantity)
+    # The member's points first, then their usage, the reward's stock last: every path takes member account →
+    # usage → reward, and the hot row (one reward, every claimant) is held only from here to the commit.
     public_id = new_id("clm", 12)
     points = found.points_cost * cmd.quantity
     expires_at = now + (TILL_HOLD if quote_pk else timedelta(days=found.claim_valid_days))
@@ -218,14 +219,16 @@ async def claim(
         _hold, hold_pk = await ledger.place_hold(
             conn, holder, member_id, points, f"reward {public_id}", expires_at, now
         )
+    await _count_use(conn, found, member_id, period, cmd.quantity)
     body = key.code_of(public_id)
+    status = "RESERVED" if quote_pk else "ISSUED"
     await conn.execute(
         insert(reward_claim).values(
             public_id=public_id,
             reward_id=found.id,
             member_id=member_id,
             claimant_id=claimant_id,
-            status="RESERVED" if quote_pk else "ISSUED",
+            status=status,
             quantity=cmd.quantity,
             points=points,
             value=found.face_value * cmd.quantity,
@@ -249,9 +252,26 @@ async def claim(
         partner_id=claimant_id if claimant_id is not None else found.sponsor_id,
         payload={"claimId": public_id, "rewardId": found.public_id, "quantity": cmd.quantity, "points": points},
     )
-    claimed = await _load(conn, key, now, public_id=public_id)
-    assert claimed is not None
-    return claimed
+    await _take_stock(conn, found, cmd.quantity)
+    return Claim(
+        public_id=public_id,
+        reward_public_id=found.public_id,
+        reward_name=found.name,
+        kind=found.kind,
+        status=status,
+        quantity=cmd.quantity,
+        points=points,
+        value=found.face_value * cmd.quantity,
+        code=display(body),
+        code_last4=body[-4:],
+        expires_at=expires_at,
+        created_at=now,
+        member_id=member_id,
+        claimant_id=claimant_id,
+        redeemed_quantity=0,
+        redeemed_value=0,
+        order_reference=None,
+    )
 
 
 async def _replay(
@@ -418,7 +438,6 @@ async def redeem(
     )
     if taken.rowcount != 1:
         raise DomainError("CLAIM_NOT_ACTIVE", "the claim was redeemed, voided or expired meanwhile", field)
-    await _give_back(conn, row, row.quantity - quantity)
     lots: list[tuple[int, int]] = []
     if row.hold_id is not None:
         _txn, lots = await ledger.resolve_claim_hold(
@@ -439,6 +458,7 @@ async def redeem(
         payload={"claimId": row.public_id, "rewardId": found.public_id, "quantity": quantity},
     )
     redeemed = await _load(conn, key, now, id=row.id)
+    await _give_back(conn, row, row.quantity - quantity)  # the reward's row last (lock order)
     assert redeemed is not None
     return redeemed
 
@@ -487,7 +507,6 @@ async def _release(conn: AsyncConnection, row: Any, status: str, now: datetime) 
     )
     if moved.rowcount != 1:
         return False
-    await _give_back(conn, row, row.quantity)
     if row.hold_id is not None:
         hold_status = await conn.scalar(select(point_hold.c.status).where(point_hold.c.id == row.hold_id))
         if hold_status == "ACTIVE":  # the points job may have expired the hold itself already
@@ -502,6 +521,7 @@ async def _release(conn: AsyncConnection, row: Any, status: str, now: datetime) 
         partner_id=row.claimant_id if row.claimant_id is not None else sponsor,
         payload={"claimId": row.public_id, "quantity": row.quantity, "points": row.points},
     )
+    await _give_back(conn, row, row.quantity)  # the reward's row last (lock order)
     return True
 
 
@@ -577,7 +597,6 @@ async def reverse_order(conn: AsyncConnection, redeemer_id: int, order_reference
         await conn.execute(
             update(reward_claim).where(reward_claim.c.id == row.id).values(status="REVERSED", resolved_at=now)
         )
-        await _give_back(conn, row, row.redeemed_quantity)
         if row.hold_id is not None and row.redeemed_points:
             capture = await conn.scalar(
                 select(func.max(ledger.ledger_txn.c.id)).where(
@@ -609,6 +628,7 @@ async def reverse_order(conn: AsyncConnection, redeemer_id: int, order_reference
             partner_id=redeemer_id,
             payload={"claimId": row.public_id, "quantity": row.redeemed_quantity, "points": row.redeemed_points},
         )
+        await _give_back(conn, row, row.redeemed_quantity)  # the reward's row last (lock order)
     return len(rows)
 
 

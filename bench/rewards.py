@@ -1,0 +1,161 @@
+"""Benchmarks for rewards, each a ratio against a baseline measured in the same run on the same server.
+
+`quote`: `quoteBasket` (a three-line basket with points as cash: a tier read, the balance, the plan, one quote row
+written) against the `member(id:)` read, both over GraphQL with random members, runs alternating.
+
+`claim`: `claimReward` with 64 concurrent claimants on one reward (every claim takes the reward's row lock to
+decrement its stock, then holds the member's points) against `redeemPoints(points: 1)` from the same 64
+connections on random members (no shared row). Afterwards the stock must equal the claims made, and
+`hub ledger verify` must hold.
+
+    python -m bench.rewards quote [--database postgresql://postgres@127.0.0.1:5432/postgres] [--runs 5]
+    python -m bench.rewards claim [--database ...] [--runs 5] [--connections 64]
+
+Needs wrk (Debian package `wrk`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from bench.common import alternate, analyze, arguments, hub_server, prepared, token
+from hub.points import ledger
+from hub.points.verify import verify
+from hub.rewards import catalogue
+from hub.rewards.models import pos_quote, reward, reward_claim
+from hub.state import Hub
+
+PERMISSIONS = ["member:read", "points:earn", "points:redeem", "purchases:write"]
+SCOPES = {*PERMISSIONS, "rewards:manage", "rewards:redeem"}
+MEMBER = "query Member($id: ID!) { member(id: $id) { id externalId name birthday memberSince } }"
+QUOTE = (
+    "mutation Quote($input: QuoteBasketInput!) { quoteBasket(input: $input) { quote { id amountToPay "
+    "pointsEarned maxPointsToRedeem lines { amountToPay pointsEarned } } errors { code } } }"
+)
+BASKET = (
+    '"lines":[{"sku":"VIT-C","category":"vitamins","amount":"88.00"},'
+    '{"sku":"RX-1","category":"rx","amount":"40.00","prescription":true},'
+    '{"sku":"MASK","category":"personal care","amount":"19.90","quantity":2}],"pointsToRedeem":500'
+)
+CLAIM = "mutation Claim($input: ClaimRewardInput!) { claimReward(input: $input) { claim { id } errors { code } } }"
+REDEEM = (
+    "mutation Redeem($input: RedeemPointsInput!) { redeemPoints(input: $input) { transaction { id } errors { code } } }"
+)
+
+# Each request a random member; writes carry a key no other request used (the run's nonce, the thread, a counter).
+LUA = """
+local ids = {%(ids)s}
+local counter = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  local id = ids[math.random(#ids)]
+  local key = "%(nonce)s-" .. tid .. "-" .. counter
+  local body = '{"query":"%(query)s","variables":' .. string.format('%(variables)s', id, key) .. '}'
+  return wrk.format("POST", "/graphql", nil, body)
+end
+"""
+VARIABLES = {
+    "member": '{"id":"%s"}',
+    "quote": '{"input":{"memberId":"%s",' + BASKET + "}}",
+    "claim": '{"input":{"memberId":"%s","rewardId":"REWARD","idempotencyKey":"%s"}}',
+    "redeem": '{"input":{"memberId":"%s","points":1,"idempotencyKey":"%s"}}',
+}
+QUERIES = {"member": MEMBER, "quote": QUOTE, "claim": CLAIM, "redeem": REDEEM}
+
+
+async def fund(ready: Any) -> str:
+    """Plenty of points for every member, and one reward with stock enough for the whole run."""
+    hub = Hub.create(ready.settings)
+    now = hub.clock.now()
+    for i, pairwise_id in enumerate(ready.seeded.member_ids):
+        async with hub.db.write() as conn:
+            earn = ledger.Earn(pairwise_id, 100_000_000, None, None, None, f"seed-{i}")
+            await ledger.earn(conn, ready.seeded.partner_pk, earn, now, ready.settings.points_policy)
+    async with hub.db.write() as conn:
+        given = catalogue.RewardInput(kind="GIFT", name="Flash sale", points_cost=10, face_value="5.00", stock=10**8)
+        found = await catalogue.create(conn, ready.seeded.partner_pk, given, ready.settings.programme.at(now), now)
+    await hub.close()
+    return found.public_id
+
+
+async def check(ready: Any) -> dict[str, Any]:
+    """What the run wrote (warm-up and probes included): every answered request must have written its row."""
+    hub = Hub.create(ready.settings)
+    async with hub.db.read() as conn:
+        claims = int(await conn.scalar(select(func.count()).select_from(reward_claim)) or 0)
+        quotes = int(await conn.scalar(select(func.count()).select_from(pos_quote)) or 0)
+        left = int(await conn.scalar(select(reward.c.stock_left)) or 0)
+        problems = await verify(conn)
+    await hub.close()
+    return {"claims_written": claims, "stock_taken": 10**8 - left, "quotes_written": quotes,
+            "ledger_problems": len(problems)}  # fmt: skip
+
+
+def script(ready: Any, mode: str, bearer: str, reward_id: str) -> Any:
+    path = ready.workdir / f"{mode}-{secrets.token_hex(4)}.lua"
+    variables = VARIABLES[mode].replace("REWARD", reward_id).replace('"', '\\"')
+    path.write_text(
+        LUA
+        % {
+            "ids": ",".join(f'"{i}"' for i in ready.seeded.member_ids),
+            "token": bearer,
+            "query": QUERIES[mode].replace('"', '\\"'),
+            "nonce": secrets.token_hex(6),
+            "variables": variables,
+        }
+    )
+    return path
+
+
+def main() -> None:
+    which = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in ("quote", "claim") else "quote"
+    args = arguments(runs=5, connections=64 if which == "claim" else 32).parse_args()
+    ready = prepared(args.database, f"hub_bench_{which}", args.members, PERMISSIONS, SCOPES)
+    reward_id = asyncio.run(fund(ready))
+    analyze(ready.url)
+    modes = ("quote", "member") if which == "quote" else ("claim", "redeem")
+    with hub_server(ready.url, ready.workdir, pool=32 if which == "claim" else 10) as base:
+        bearer = token(base, ready.seeded)
+        auth = {"Authorization": f"Bearer {bearer}"}
+        for mode in modes:  # each request works before anything is measured
+            body = VARIABLES[mode].replace("REWARD", reward_id) % tuple(
+                [ready.seeded.member_ids[0], "probe-" + mode][: VARIABLES[mode].count("%s")]
+            )
+            answer = httpx.post(base + "/graphql", json={"query": QUERIES[mode], "variables": json.loads(body)},
+                                headers=auth).json()  # fmt: skip
+            found = next(iter(answer["data"].values()))
+            assert found and not found.get("errors"), answer
+        targets = {mode: (base, script(ready, mode, bearer, reward_id)) for mode in modes}
+        measured = alternate(targets, args.runs, args.seconds, args.connections)
+    first, baseline = (measured["medians"][m] for m in modes)
+    report = {
+        "benchmark": which,
+        "database": make_url(ready.url).get_backend_name(),
+        "connections": args.connections,
+        "runs": measured["runs"],
+        f"{modes[0]}_median_rps": first,
+        f"{modes[1]}_median_rps": baseline,
+        "ratio": round(first / baseline, 3),
+    }
+    report["measured_requests"] = measured["requests"]
+    report |= asyncio.run(check(ready))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
