@@ -728,3 +728,22 @@ async def test_member_claims_in_the_portal_and_sees_code_and_reasons(
     assert [(c["id"], c["status"], c["codeEndsWith"]) for c in exported["rewardClaims"]] == [
         (claim_id, "REDEEMED", codes.parse(code)[-4:])
     ]
+
+
+async def test_window_closing_and_a_till_claim_against_a_quote(coalition: dict[str, Any], clock: FrozenClock) -> None:
+    pharmacy = coalition["pharmacy"]
+    member = await enrol_member(pharmacy, SHOPPER)
+    await earn(pharmacy, member, 2000)
+    flash = await create(pharmacy, availableUntil=(clock.now() + timedelta(hours=1)).isoformat(), pointsCost=100)
+    basket = {"memberId": member, "lines": [{"sku": "A", "category": "otc", "amount": "10.00"}]}
+    quote_id = payload(await pharmacy.gql(QUOTE, {"input": basket}))["quote"]["id"]
+    reserved = payload(await claim(pharmacy, member, flash["id"], quoteId=quote_id))["claim"]
+    assert reserved["status"] == "RESERVED"  # held for this checkout: 15 minutes, not claimValidDays
+    assert datetime.fromisoformat(reserved["expiresAt"]) == clock.now() + timedelta(minutes=15)
+    clock.advance(hours=1)
+    try:
+        assert error(await claim(pharmacy, member, flash["id"])) == "WINDOW_CLOSED"
+        late = await pharmacy.gql(VOID, {"input": {"claimId": reserved["id"], "idempotencyKey": key()}})
+        assert error(late) == "CLAIM_EXPIRED"  # past its time: the worker gives it back, not a void
+    finally:
+        clock.advance(hours=-1)

@@ -416,7 +416,8 @@ async def redeem(
     quantity = row.quantity if cmd.quantity is None else cmd.quantity
     if not 1 <= quantity <= row.quantity:
         raise DomainError("INVALID_INPUT", f"quantity must be 1 to {row.quantity}", "quantity")
-    quoted = await quoted_value(conn, row.member_id, row.public_id)
+    # A coupon is worth what the quote took off the basket; a gift or a service is worth its face value.
+    quoted = await quoted_value(conn, row.member_id, row.public_id) if found.kind == "COUPON" else None
     if found.percent_off is not None and quoted is None:
         raise DomainError("QUOTE_REQUIRED", "a percentage coupon is redeemed against a quote of the basket", "quoteId")
     value = found.face_value * quantity if quoted is None else quoted
@@ -554,8 +555,7 @@ async def void(
     if row is None:
         raise _not_found("claimId")
     if row.status != "VOIDED":
-        if row.status not in ACTIVE:
-            refuse_state(row, now, "claimId")
+        refuse_state(row, now, "claimId")  # redeemed, expired (by the worker or by the clock): nothing to give back
         if not await _release(conn, row, "VOIDED", now):
             raise DomainError("CLAIM_NOT_ACTIVE", "the claim was redeemed, voided or expired meanwhile", "claimId")
     voided = await _load(conn, key, now, id=row.id)
