@@ -358,7 +358,7 @@ def _check_notes(cmd: Any) -> None:
             raise LedgerError("INVALID_INPUT", f"{field} must be at most 200 characters", field)
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
     if not 1 <= len(key) <= 200:
         raise LedgerError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
 
@@ -575,7 +575,7 @@ async def _billing(conn: AsyncConnection, partner_id: int) -> str:
 async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime, policy: PointsPolicy) -> Txn:
     """Award points funded by the caller (the issuer). Pending until `pending_until` if it is in the future."""
     _check_points(cmd.points)
-    _check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     _check_notes(cmd)
     member_id = await _member(conn, partner_id, cmd.member_id, "points:earn", now)
     return await earn_for_member(conn, partner_id, member_id, cmd, now, policy)
@@ -679,7 +679,7 @@ async def redeem(
     """Spend points at the caller in one step (the caller is the redeemer). `check(conn, member_id)` may refuse
     first (a basket's quote)."""
     _check_points(cmd.points)
-    _check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     _check_notes(cmd)
     if conn.dialect.name == "postgresql" and isinstance(cmd, Redeem):
         return await _redeem_in_postgresql(conn, partner_id, cmd, now)
@@ -780,7 +780,7 @@ class PlaceHold:
 async def hold(conn: AsyncConnection, partner_id: int, cmd: PlaceHold, now: datetime, policy: PointsPolicy) -> Hold:
     """Reserve points for a till (authorise). Returns the transaction id; its hold is the result."""
     _check_points(cmd.points)
-    _check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     _check_notes(cmd)
     ttl = policy.hold_ttl_default if cmd.expires_in_seconds is None else cmd.expires_in_seconds
     if not 1 <= ttl <= policy.hold_ttl_max:
@@ -882,7 +882,7 @@ async def _hold_for(conn: AsyncConnection, partner_id: int, public_id: str) -> A
 async def capture(conn: AsyncConnection, partner_id: int, cmd: Capture, now: datetime) -> Txn:
     """Capture all or part of a hold; the rest goes back to the member."""
     _check_points(cmd.points)
-    _check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     _check_notes(cmd)
     found = await _hold_for(conn, partner_id, cmd.hold_id)
     if cmd.points > found.points:
@@ -913,7 +913,7 @@ async def capture(conn: AsyncConnection, partner_id: int, cmd: Capture, now: dat
 
 
 async def void(conn: AsyncConnection, partner_id: int, cmd: Void, now: datetime) -> Hold:
-    _check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     found = await _hold_for(conn, partner_id, cmd.hold_id)
     txn_id, _txn = await _open_txn(
         conn,
@@ -1010,7 +1010,7 @@ class Reverse:
 async def reverse(conn: AsyncConnection, partner_id: int, cmd: Reverse, now: datetime, policy: PointsPolicy) -> Txn:
     """Reverse (part of) one of the caller's own earns, redemptions or captures."""
     _check_points(cmd.points)
-    _check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     _check_notes(cmd)
     original = (
         await conn.execute(

@@ -14,8 +14,6 @@ give the points back to the lots they came from and the units back to the stock 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -101,18 +99,6 @@ async def _load(conn: AsyncConnection, key: RewardKey, now: datetime, **where: A
     return None if row is None else view_of(row, key, now)
 
 
-def request_hash(cmd: Any) -> str:
-    fields = {k: v for k, v in vars(cmd).items() if k != "idempotency_key"}
-    return hashlib.sha256(
-        json.dumps({"command": cmd.COMMAND, **fields}, sort_keys=True, default=str).encode()
-    ).hexdigest()
-
-
-def _check_key(key: str) -> None:
-    if not 1 <= len(key) <= 200:
-        raise DomainError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
-
-
 def _conflict() -> DomainError:
     return DomainError(
         "IDEMPOTENCY_CONFLICT", "this idempotency key was used for a different request", "idempotencyKey"
@@ -190,10 +176,10 @@ async def claim(
 ) -> Claim:
     """Claim for a member the caller resolved under its consent rule (a partner: `points:redeem`; the member
     in the portal: themself). `claimant_id` None is the member's own claim."""
-    _check_key(cmd.idempotency_key)
+    ledger.check_key(cmd.idempotency_key)
     if not 1 <= cmd.quantity <= MAX_QUANTITY:
         raise DomainError("INVALID_INPUT", f"quantity must be 1 to {MAX_QUANTITY}", "quantity")
-    digest = request_hash(cmd)
+    digest = ledger.fingerprint(cmd)
     replay = await _replay(conn, key, claimant_id, member_id, cmd.idempotency_key, digest, now)
     if replay is not None:
         return replay
@@ -392,11 +378,11 @@ async def redeem(
 ) -> Claim:
     """Take a claim at the redeemer's till: capture its points for the redeemer, give back the units not taken,
     and write the settlement lines. A code of someone who is not the redeemer's member is not found."""
-    _check_key(cmd.idempotency_key)
+    ledger.check_key(cmd.idempotency_key)
     if not cmd.order_reference.strip() or len(cmd.order_reference) > 200:
         raise DomainError("INVALID_INPUT", "orderReference must be 1 to 200 characters", "orderReference")
     where = claim_lookup(key, cmd.claim_id, cmd.code)
-    digest = request_hash(cmd)
+    digest = ledger.fingerprint(cmd)
     replayed = (
         await conn.execute(
             _CLAIM_VIEW.where(
@@ -544,7 +530,7 @@ async def void(
 ) -> Claim:
     """Give back an unredeemed claim: by the partner that claimed it, or by the member (portal). Voiding a claim
     already voided answers with it again (the key makes the request safe to repeat)."""
-    _check_key(cmd.idempotency_key)
+    ledger.check_key(cmd.idempotency_key)
     query = select(reward_claim).where(reward_claim.c.public_id == cmd.claim_id)
     query = (
         query.where(reward_claim.c.claimant_id == claimant_id)
