@@ -50,9 +50,12 @@ REDEEM = (
     "mutation Redeem($input: RedeemPointsInput!) { redeemPoints(input: $input) { transaction { id } errors { code } } }"
 )
 
-# Each request a random member; writes carry a key no other request used (the run's nonce, the thread, a counter).
+# Each request a random member; writes carry a key no other request used: the script's nonce, the second this wrk
+# run loaded it (`alternate` runs one script several times: the same keys again would be replays, not claims), the
+# thread, a counter.
 LUA = """
 local ids = {%(ids)s}
+local started = os.time()
 local counter = 0
 local threads = 0
 function setup(thread)
@@ -64,7 +67,7 @@ wrk.headers["Content-Type"] = "application/json"
 request = function()
   counter = counter + 1
   local id = ids[math.random(#ids)]
-  local key = "%(nonce)s-" .. tid .. "-" .. counter
+  local key = "%(nonce)s-" .. started .. "-" .. tid .. "-" .. counter
   local body = '{"query":"%(query)s","variables":' .. string.format('%(variables)s', id, key) .. '}'
   return wrk.format("POST", "/graphql", nil, body)
 end
@@ -154,6 +157,9 @@ def main() -> None:
     }
     report["measured_requests"] = measured["requests"]
     report |= asyncio.run(check(ready))
+    written = report["claims_written"] if which == "claim" else report["quotes_written"]
+    if written < measured["requests"][modes[0]]:  # an answer without its row: an error or a replay, not a figure
+        sys.exit(f"only {written} rows for {measured['requests'][modes[0]]} answered requests: {report}")
     print(json.dumps(report, indent=2))
 
 

@@ -309,7 +309,7 @@ async def _rewards(visit: Visit, status: int = 200, **extra: Any) -> Response:
     zone = hub.settings.points_policy.zone
     async with hub.db.read() as conn:
         level = (await tiers.state(conn, member_id)).level
-        offers = await catalogue.page(conn, now, zone, first=catalogue.MAX_PAGE, after=None, member=(member_id, level))
+        offers = await catalogue.page(conn, now, zone, first=catalogue.MAX_PAGE, after=None, member_id=member_id)
         balances = await points.balances(conn, member_id)
         mine = await reward_claims.claims_of(conn, hub.reward_key, [member_id], now, first=50, claimant_id=None)
     opens = {o.reward.public_id: catalogue.opens_for(o.reward, level) for o in offers.offers}

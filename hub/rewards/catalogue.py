@@ -24,6 +24,7 @@ from hub.points.ledger import MAX_POINTS
 from hub.programme.config import Version
 from hub.programme.earning import fen
 from hub.rewards.models import reward, reward_claim, reward_usage, reward_window
+from hub.tiers import service as tiers
 
 KINDS = ("GIFT", "COUPON", "SERVICE")
 PERIODS = ("DAY", "WEEK", "MONTH", "YEAR", "EVER")
@@ -219,7 +220,7 @@ async def page(
     *,
     first: int,
     after: str | None,
-    member: tuple[int, int] | None,  # (member id, tier level), from a consented look-up
+    member_id: int | None,  # from a consented look-up (or the member's own session)
 ) -> Page:
     """The coalition's rewards still open (by id), each with why the member may not claim one now."""
     if not 0 <= first <= MAX_PAGE:
@@ -236,9 +237,9 @@ async def page(
     found = await _rewards(conn, query)
     has_next = len(found) > first
     found = found[:first]
-    if member is None:
+    if member_id is None:
         return Page([Offer(r, refusal(r, 10**6, 0, 1, now)) for r in found], has_next)
-    member_id, level = member
+    level = (await tiers.state(conn, member_id)).level
     used = await used_of(conn, member_id, found, now, zone)
     return Page([Offer(r, refusal(r, level, used.get(r.id, 0), 1, now)) for r in found], has_next)
 

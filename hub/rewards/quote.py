@@ -313,8 +313,11 @@ async def quote(
     version = programme.at(now)
     level = version.tiers.by_number((await tiers.state(conn, view.member_id)).level)
     birthday = earning.in_birthday_month(view.birthday, now, zone)
-    here = await claims.partner_public_id(conn, partner_id)
-    coupons, refused = await _coupons(conn, key, here, view.member_id, cmd.coupon_codes, now)
+    coupons: list[Coupon] = []
+    refused: list[Refusal] = []
+    if cmd.coupon_codes:
+        here = await claims.partner_public_id(conn, partner_id)
+        coupons, refused = await _coupons(conn, key, here, view.member_id, cmd.coupon_codes, now)
     balance = await available_points(conn, view.member_id) if view.permits("points:redeem") else 0
     planned = plan(version, level, birthday, lines, coupons, cmd.points_to_redeem, balance, refused)
     public_id = new_id("quo", 12)

@@ -625,13 +625,10 @@ class RewardQueries:
         async with ctx.hub.db.read() as conn:
             member = None
             if member_id is not None:
-                view = await members.by_pairwise_id(conn, ctx.partner_id, str(member_id), ctx.now)
-                if view is None:
-                    raise DomainError("MEMBER_NOT_FOUND", "no such member", "memberId")
-                view.require("points:redeem")
+                view = await members.consented_member(conn, ctx.partner_id, str(member_id), "points:redeem", ctx.now)
                 ctx.record_access(view.member_id, view.consent_pk, "points:redeem")
-                member = (view.member_id, (await claims.tiers.state(conn, view.member_id)).level)
-            found = await catalogue.page(conn, ctx.now, zone, first=first, after=after, member=member)
+                member = view.member_id
+            found = await catalogue.page(conn, ctx.now, zone, first=first, after=after, member_id=member)
         edges = [
             RewardEdge(
                 cursor=cursors.encode(offer.reward.public_id),
