@@ -330,7 +330,7 @@ def claim_lookup(key: RewardKey, claim_id: str | None, code: str | None) -> dict
     return {"public_id": claim_id}
 
 
-def _not_found(field: str) -> DomainError:
+def not_found(field: str) -> DomainError:
     return DomainError("CLAIM_NOT_FOUND", "no such claim", field)
 
 
@@ -359,10 +359,10 @@ async def redeemable_claim(
         query = query.where(reward_claim.c[name] == value)
     row = (await conn.execute(query)).one_or_none()
     if row is None or (member_id is not None and row.member_id != member_id):
-        raise _not_found(field)
+        raise not_found(field)
     found = await catalogue.reward_by_id(conn, row.reward_id)
     if not found.redeemable_at(await partner_public_id(conn, redeemer_id)):
-        raise _not_found(field)
+        raise not_found(field)
     return row, found
 
 
@@ -539,7 +539,7 @@ async def void(
     )
     row = (await conn.execute(query)).one_or_none()
     if row is None:
-        raise _not_found("claimId")
+        raise not_found("claimId")
     if row.status != "VOIDED":
         refuse_state(row, now, "claimId")  # redeemed, expired (by the worker or by the clock): nothing to give back
         if not await _release(conn, row, "VOIDED", now):

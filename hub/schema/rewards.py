@@ -478,7 +478,7 @@ async def _redeemer_reaches(conn: AsyncConnection, partner_id: int, member_id: i
     """The redeemer's own consented view of the claim's member; anyone else's claim is not found."""
     view = await members.by_member_id(conn, partner_id, member_id, now)
     if view is None:
-        raise claims._not_found(field)
+        raise claims.not_found(field)
     view.require("points:redeem")
 
 
