@@ -3,10 +3,11 @@
 `quote`: `quoteBasket` (a three-line basket with points as cash: a tier read, the balance, the plan, one quote row
 written) against the `member(id:)` read, both over GraphQL with random members, runs alternating.
 
-`claim`: `claimReward` with 64 concurrent claimants on one reward (every claim takes the reward's row lock to
-decrement its stock, then holds the member's points) against `redeemPoints(points: 1)` from the same 64
-connections on random members (no shared row). Afterwards the stock must equal the claims made, and
-`hub ledger verify` must hold.
+`claim`: `claimReward` with 64 concurrent claimants on one reward (every claim holds the member's points, then
+takes the reward's row lock to decrement its stock) against `redeemPoints(points: 1)` from the same 64
+connections on random members (no shared row), and against claims of a reward with unlimited stock (the same
+work without the shared row). Afterwards the stock must equal the limited reward's claims, every answered
+claim must have written its row, and `hub ledger verify` must hold.
 
     python -m bench.rewards quote [--database postgresql://postgres@127.0.0.1:5432/postgres] [--runs 5]
     python -m bench.rewards claim [--database ...] [--runs 5] [--connections 64]
@@ -76,24 +77,29 @@ VARIABLES = {
     "member": '{"id":"%s"}',
     "quote": '{"input":{"memberId":"%s",' + BASKET + "}}",
     "claim": '{"input":{"memberId":"%s","rewardId":"REWARD","idempotencyKey":"%s"}}',
+    "unlimited": '{"input":{"memberId":"%s","rewardId":"UNLIMITED","idempotencyKey":"%s"}}',
     "redeem": '{"input":{"memberId":"%s","points":1,"idempotencyKey":"%s"}}',
 }
-QUERIES = {"member": MEMBER, "quote": QUOTE, "claim": CLAIM, "redeem": REDEEM}
+QUERIES = {"member": MEMBER, "quote": QUOTE, "claim": CLAIM, "unlimited": CLAIM, "redeem": REDEEM}
 
 
-async def fund(ready: Any) -> str:
-    """Plenty of points for every member, and one reward with stock enough for the whole run."""
+async def fund(ready: Any) -> dict[str, str]:
+    """Plenty of points for every member; a reward with stock enough for the whole run (every claim decrements its
+    row), and one with unlimited stock (no shared row: what the stock's row costs, by difference)."""
     hub = Hub.create(ready.settings)
     now = hub.clock.now()
     for i, pairwise_id in enumerate(ready.seeded.member_ids):
         async with hub.db.write() as conn:
             earn = ledger.Earn(pairwise_id, 100_000_000, None, None, None, f"seed-{i}")
             await ledger.earn(conn, ready.seeded.partner_pk, earn, now, ready.settings.points_policy)
+    found = {}
     async with hub.db.write() as conn:
-        given = catalogue.RewardInput(kind="GIFT", name="Flash sale", points_cost=10, face_value="5.00", stock=10**8)
-        found = await catalogue.create(conn, ready.seeded.partner_pk, given, ready.settings.programme.at(now), now)
+        version = ready.settings.programme.at(now)
+        for name, stock in (("REWARD", 10**8), ("UNLIMITED", None)):
+            given = catalogue.RewardInput(kind="GIFT", name=name, points_cost=10, face_value="5.00", stock=stock)
+            found[name] = (await catalogue.create(conn, ready.seeded.partner_pk, given, version, now)).public_id
     await hub.close()
-    return found.public_id
+    return found
 
 
 async def check(ready: Any) -> dict[str, Any]:
@@ -102,16 +108,23 @@ async def check(ready: Any) -> dict[str, Any]:
     async with hub.db.read() as conn:
         claims = int(await conn.scalar(select(func.count()).select_from(reward_claim)) or 0)
         quotes = int(await conn.scalar(select(func.count()).select_from(pos_quote)) or 0)
-        left = int(await conn.scalar(select(reward.c.stock_left)) or 0)
+        left = int(await conn.scalar(select(reward.c.stock_left).where(reward.c.stock_left.is_not(None))) or 0)
         problems = await verify(conn)
     await hub.close()
     return {"claims_written": claims, "stock_taken": 10**8 - left, "quotes_written": quotes,
             "ledger_problems": len(problems)}  # fmt: skip
 
 
-def script(ready: Any, mode: str, bearer: str, reward_id: str) -> Any:
+def variables_of(mode: str, rewards: dict[str, str]) -> str:
+    text = VARIABLES[mode]
+    for name, public_id in rewards.items():
+        text = text.replace(name, public_id)
+    return text
+
+
+def script(ready: Any, mode: str, bearer: str, rewards: dict[str, str]) -> Any:
     path = ready.workdir / f"{mode}-{secrets.token_hex(4)}.lua"
-    variables = VARIABLES[mode].replace("REWARD", reward_id).replace('"', '\\"')
+    variables = variables_of(mode, rewards).replace('"', '\\"')
     path.write_text(
         LUA
         % {
@@ -129,23 +142,23 @@ def main() -> None:
     which = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in ("quote", "claim") else "quote"
     args = arguments(runs=5, connections=64 if which == "claim" else 32).parse_args()
     ready = prepared(args.database, f"hub_bench_{which}", args.members, PERMISSIONS, SCOPES)
-    reward_id = asyncio.run(fund(ready))
+    rewards = asyncio.run(fund(ready))
     analyze(ready.url)
-    modes = ("quote", "member") if which == "quote" else ("claim", "redeem")
+    modes = ("quote", "member") if which == "quote" else ("claim", "redeem", "unlimited")
     with hub_server(ready.url, ready.workdir, pool=32 if which == "claim" else 10) as base:
         bearer = token(base, ready.seeded)
         auth = {"Authorization": f"Bearer {bearer}"}
         for mode in modes:  # each request works before anything is measured
-            body = VARIABLES[mode].replace("REWARD", reward_id) % tuple(
+            body = variables_of(mode, rewards) % tuple(
                 [ready.seeded.member_ids[0], "probe-" + mode][: VARIABLES[mode].count("%s")]
             )
             answer = httpx.post(base + "/graphql", json={"query": QUERIES[mode], "variables": json.loads(body)},
                                 headers=auth).json()  # fmt: skip
             found = next(iter(answer["data"].values()))
             assert found and not found.get("errors"), answer
-        targets = {mode: (base, script(ready, mode, bearer, reward_id)) for mode in modes}
+        targets = {mode: (base, script(ready, mode, bearer, rewards)) for mode in modes}
         measured = alternate(targets, args.runs, args.seconds, args.connections)
-    first, baseline = (measured["medians"][m] for m in modes)
+    first, baseline = (measured["medians"][m] for m in modes[:2])
     report = {
         "benchmark": which,
         "database": make_url(ready.url).get_backend_name(),
@@ -155,11 +168,15 @@ def main() -> None:
         f"{modes[1]}_median_rps": baseline,
         "ratio": round(first / baseline, 3),
     }
+    if which == "claim":
+        report["unlimited_median_rps"] = measured["medians"]["unlimited"]
+        report["claim_over_unlimited"] = round(first / measured["medians"]["unlimited"], 3)
     report["measured_requests"] = measured["requests"]
     report |= asyncio.run(check(ready))
     written = report["claims_written"] if which == "claim" else report["quotes_written"]
-    if written < measured["requests"][modes[0]]:  # an answer without its row: an error or a replay, not a figure
-        sys.exit(f"only {written} rows for {measured['requests'][modes[0]]} answered requests: {report}")
+    answered = measured["requests"][modes[0]] + measured["requests"].get("unlimited", 0)
+    if written < answered:  # an answer without its row: an error or a replay, not a figure
+        sys.exit(f"only {written} rows for {answered} answered requests: {report}")
     print(json.dumps(report, indent=2))
 
 

@@ -8,8 +8,9 @@
 4. the points the basket earns: the programme's earning rule (`earning.earn`) on what each line is paid in money.
 So no line's amount to pay goes below zero, and the basket's never does.
 
-`quote` stores the answer for 5 minutes under the basket's hash. Recording the purchase with the quote's id
-(`recorded_lines`) writes exactly the quoted lines and points, or refuses with QUOTE_EXPIRED or BASKET_CHANGED.
+`prepare` reads and plans; `keep` stores the answer for 5 minutes under the basket's hash, in one statement.
+Recording the purchase with the quote's id (`quoted`) writes exactly the quoted lines and points, or refuses with
+QUOTE_EXPIRED or BASKET_CHANGED.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
@@ -241,9 +242,11 @@ class QuoteBasket:
 @dataclass(frozen=True)
 class Quote:
     public_id: str
+    member_id: int
+    store_id: str | None
+    basket_hash: str
     expires_at: datetime
     plan: Plan
-    lines: list[earning.Line] = field(default_factory=list)
 
 
 async def _coupons(
@@ -289,7 +292,7 @@ async def available_points(conn: AsyncConnection, member_id: int) -> int:
     return int(await conn.scalar(select(ledger_account.c.balance).where(ledger_account.c.code == code)) or 0)
 
 
-async def quote(
+async def prepare(
     conn: AsyncConnection,
     key: RewardKey,
     partner_id: int,
@@ -301,14 +304,13 @@ async def quote(
     zone: Any,
 ) -> Quote:
     """Quote a basket for a member the till may record purchases for (`purchases:write`); coupons and points
-    need `points:redeem` too."""
+    need `points:redeem` too. Reads only: `keep` writes the quote."""
     lines = earning.parse_lines(cmd.lines)
     if cmd.store_id is not None and len(cmd.store_id) > 100:
         raise DomainError("INVALID_INPUT", "storeId must be at most 100 characters", "storeId")
     if len(cmd.coupon_codes) > MAX_COUPONS:
         raise DomainError("INVALID_INPUT", f"at most {MAX_COUPONS} coupon codes", "couponCodes")
-    redeeming = bool(cmd.coupon_codes) or bool(cmd.points_to_redeem)
-    if redeeming:
+    if cmd.coupon_codes or cmd.points_to_redeem:
         view.require("points:redeem")
     version = programme.at(now)
     level = version.tiers.by_number((await tiers.state(conn, view.member_id)).level)
@@ -320,21 +322,30 @@ async def quote(
         coupons, refused = await _coupons(conn, key, here, view.member_id, cmd.coupon_codes, now)
     balance = await available_points(conn, view.member_id) if view.permits("points:redeem") else 0
     planned = plan(version, level, birthday, lines, coupons, cmd.points_to_redeem, balance, refused)
-    public_id = new_id("quo", 12)
-    expires_at = now + QUOTE_TTL
+    return Quote(
+        public_id=new_id("quo", 12),
+        member_id=view.member_id,
+        store_id=cmd.store_id,
+        basket_hash=basket_hash(view.member_id, cmd.store_id, lines),
+        expires_at=now + QUOTE_TTL,
+        plan=planned,
+    )
+
+
+async def keep(conn: AsyncConnection, partner_id: int, found: Quote, now: datetime) -> None:
+    """The quote's one write, a statement of its own."""
     await conn.execute(
         insert(pos_quote).values(
-            public_id=public_id,
+            public_id=found.public_id,
             partner_id=partner_id,
-            member_id=view.member_id,
-            store_id=cmd.store_id,
-            basket_hash=basket_hash(view.member_id, cmd.store_id, lines),
-            answer=_stored(planned),
-            expires_at=expires_at,
+            member_id=found.member_id,
+            store_id=found.store_id,
+            basket_hash=found.basket_hash,
+            answer=_stored(found.plan),
+            expires_at=found.expires_at,
             created_at=now,
         )
     )
-    return Quote(public_id, expires_at, planned, lines)
 
 
 def _stored(planned: Plan) -> dict[str, Any]:

@@ -595,9 +595,9 @@ class RewardMutations:
         cmd = quotes.QuoteBasket(
             str(input.member_id), input.store_id, tuple(input.lines), tuple(input.coupon_codes), input.points_to_redeem
         )
-        async with ctx.hub.db.write() as conn:
+        async with ctx.hub.db.read() as conn:
             view = await members.consented_member(conn, ctx.partner_id, cmd.member_id, "purchases:write", ctx.now)
-            found = await quotes.quote(
+            found = await quotes.prepare(
                 conn,
                 ctx.hub.reward_key,
                 ctx.partner_id,
@@ -607,6 +607,8 @@ class RewardMutations:
                 programme=settings.programme,
                 zone=settings.points_policy.zone,
             )
+        async with ctx.hub.db.single_statement() as conn:
+            await quotes.keep(conn, ctx.partner_id, found, ctx.now)
         return QuoteBasketPayload(quote=BasketQuote.of(found), errors=[])
 
 
