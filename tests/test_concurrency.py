@@ -51,15 +51,15 @@ async def crowd(fresh_database_url: str, settings: Settings, sms_gateway: SmsGat
     await hub.close()
 
 
-async def stampede(attempt: Callable[[int], Awaitable[Any]]) -> list[Any]:
-    """Start CONNECTIONS attempts at the same moment."""
+async def stampede(attempt: Callable[[int], Awaitable[Any]], count: int = CONNECTIONS) -> list[Any]:
+    """Start `count` attempts at the same moment."""
     gate = asyncio.Event()
 
     async def one(i: int) -> Any:
         await gate.wait()
         return await attempt(i)
 
-    tasks = [asyncio.create_task(one(i)) for i in range(CONNECTIONS)]
+    tasks = [asyncio.create_task(one(i)) for i in range(count)]
     await asyncio.sleep(0.05)
     gate.set()
     return await asyncio.gather(*tasks)

@@ -35,6 +35,7 @@ from hub.state import Hub
 from tests.conftest import ALL_PARTNER_SCOPES, ISSUER, PartnerClient, SmsGateway, new_phone
 from tests.points_helpers import EARN, enrol_member, key
 from tests.portal_helpers import browser, csrf_of
+from tests.test_concurrency import stampede
 
 REWARDS = f"{ALL_PARTNER_SCOPES} rewards:manage rewards:redeem"
 SHOPPER = ["member:read", "points:read", "points:earn", "points:redeem", "purchases:write"]
@@ -539,19 +540,6 @@ async def crowd(fresh_database_url: str, settings: Settings, sms_gateway: SmsGat
     await hub.close()
 
 
-async def stampede(count: int, attempt: Any) -> list[Any]:
-    gate = asyncio.Event()
-
-    async def one(i: int) -> Any:
-        await gate.wait()
-        return await attempt(i)
-
-    tasks = [asyncio.create_task(one(i)) for i in range(count)]
-    await asyncio.sleep(0.05)
-    gate.set()
-    return await asyncio.gather(*tasks)
-
-
 async def test_200_concurrent_claims_on_a_stock_of_50(crowd: dict[str, Any]) -> None:
     shop: PartnerClient = crowd["shop"]
     shoppers = [await enrol_member(shop, SHOPPER) for _ in range(20)]
@@ -564,7 +552,7 @@ async def test_200_concurrent_claims_on_a_stock_of_50(crowd: dict[str, Any]) -> 
         variables = {"input": {"memberId": shoppers[i % 20], "rewardId": reward["id"], "idempotencyKey": f"c-{i}"}}
         return payload(await shop.gql(CLAIM, variables, token=token))
 
-    results = await stampede(200, attempt)
+    results = await stampede(attempt, 200)
     won = [r for r in results if not r["errors"]]
     assert len(won) == 50
     assert {r["errors"][0]["code"] for r in results if r["errors"]} == {"OUT_OF_STOCK"}
@@ -588,7 +576,7 @@ async def test_a_limit_of_one_holds_against_20_parallel_claims(crowd: dict[str, 
         variables = {"input": {"memberId": member, "rewardId": reward["id"], "idempotencyKey": f"l-{i}"}}
         return payload(await shop.gql(CLAIM, variables, token=token))
 
-    results = await stampede(20, attempt)
+    results = await stampede(attempt, 20)
     assert len([r for r in results if not r["errors"]]) == 1
     assert {r["errors"][0]["code"] for r in results if r["errors"]} == {"MEMBER_LIMIT_REACHED"}
     points = (await shop.gql(MEMBER, {"id": member}))["data"]["member"]["points"]

@@ -35,7 +35,7 @@ from hub.points.settlement import DEFAULT_POINT_VALUE
 from hub.rewards import catalogue, settlement
 from hub.rewards.catalogue import MAX_QUANTITY, Reward
 from hub.rewards.codes import RewardKey, display, parse
-from hub.rewards.models import pos_quote, reward, reward_claim, reward_settlement, reward_usage
+from hub.rewards.models import reward, reward_claim, reward_settlement, reward_usage
 from hub.tiers import service as tiers
 
 TILL_HOLD = timedelta(minutes=15)  # a claim made against a quote is redeemed in the same checkout, or released
@@ -173,9 +173,11 @@ async def claim(
     claimant_id: int | None,
     now: datetime,
     zone: ZoneInfo,
+    quote_pk: int | None = None,
 ) -> Claim:
     """Claim for a member the caller resolved under its consent rule (a partner: `points:redeem`; the member
-    in the portal: themself). `claimant_id` None is the member's own claim."""
+    in the portal: themself). `claimant_id` None is the member's own claim; `quote_pk`, the caller's unexpired
+    quote for this member (`quote.quoted`), makes it a till's claim for that checkout."""
     ledger.check_key(cmd.idempotency_key)
     if not 1 <= cmd.quantity <= MAX_QUANTITY:
         raise DomainError("INVALID_INPUT", f"quantity must be 1 to {MAX_QUANTITY}", "quantity")
@@ -185,7 +187,6 @@ async def claim(
         return replay
 
     found = await catalogue.active_reward(conn, cmd.reward_id)
-    quote_pk = await _quote_for_claim(conn, cmd.quote_id, claimant_id, member_id, now) if cmd.quote_id else None
     level = (await tiers.state(conn, member_id)).level
     period = catalogue.period_of(found.limit_period, now, zone)
     used = (await catalogue.used_of(conn, member_id, [found], now, zone)).get(found.id, 0)
@@ -280,25 +281,6 @@ async def _replay(
     if row.request_hash != digest:
         raise _conflict()
     return view_of(row, key, now)
-
-
-async def _quote_for_claim(
-    conn: AsyncConnection, quote_id: str, partner_id: int | None, member_id: int, now: datetime
-) -> int:
-    row = (
-        await conn.execute(
-            select(pos_quote.c.id, pos_quote.c.expires_at).where(
-                pos_quote.c.public_id == quote_id,
-                pos_quote.c.partner_id == partner_id,
-                pos_quote.c.member_id == member_id,
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        raise DomainError("QUOTE_NOT_FOUND", "no quote of yours for this member with this id", "quoteId")
-    if row.expires_at <= now:
-        raise DomainError("QUOTE_EXPIRED", "the quote has expired: quote the basket again", "quoteId")
-    return int(row.id)
 
 
 # -- redeem -------------------------------------------------------------------------------------------------------

@@ -365,6 +365,7 @@ def _stored(planned: Plan) -> dict[str, Any]:
 class Quoted:
     """A stored quote, checked for the basket that is being recorded or paid."""
 
+    id: int
     level: int
     lines: list[tuple[int, bool, int]]  # (to pay, qualifying, points) per line
     points: int
@@ -401,6 +402,7 @@ async def quoted(
         raise DomainError("BASKET_CHANGED", "this is not the basket that was quoted: quote it again", "quoteId")
     answer = row.answer
     return Quoted(
+        id=row.id,
         level=answer["level"],
         lines=[(int(a), bool(q), int(p)) for a, q, p in answer["lines"]],
         points=answer["points"],

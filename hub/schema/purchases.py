@@ -9,6 +9,7 @@ from enum import Enum
 import strawberry
 
 from hub.purchases import service as purchases
+from hub.schema.baskets import PurchaseLineInput
 from hub.schema.context import Info
 from hub.schema.errors import mutation
 from hub.schema.members import Member, member_of
@@ -40,17 +41,6 @@ class PurchaseError:
     field: str | None
     message: str
     code: PurchaseErrorCode
-
-
-@strawberry.input
-class PurchaseLineInput:
-    sku: str
-    category: str
-    amount: str = strawberry.field(description='The line\'s total in yuan, a decimal string: "39.90"')
-    quantity: int = 1
-    prescription: bool = False
-    insurer_paid: bool = False
-    discountable: bool = strawberry.field(default=True, description="As quoted (quoteBasket); part of the basket")
 
 
 @strawberry.input

@@ -19,6 +19,7 @@ from hub.members import service as members
 from hub.purchases.service import run
 from hub.rewards import catalogue, claims
 from hub.rewards import quote as quotes
+from hub.schema.baskets import PurchaseLineInput
 from hub.schema.batches import Batch, answer, argument
 from hub.schema.context import Context, Info
 from hub.schema.errors import mutation
@@ -353,21 +354,10 @@ class RewardClaimPayload:
 
 
 @strawberry.input
-class BasketLineInput:
-    sku: str
-    category: str
-    amount: str = strawberry.field(description='The line\'s total at list price in yuan: "39.90"')
-    quantity: int = 1
-    prescription: bool = False
-    insurer_paid: bool = False
-    discountable: bool = strawberry.field(default=True, description="False: no discount, coupon or points on it")
-
-
-@strawberry.input
 class QuoteBasketInput:
     member_id: strawberry.ID
     store_id: str | None = None
-    lines: list[BasketLineInput]
+    lines: list[PurchaseLineInput] = strawberry.field(description="At list price")
     coupon_codes: list[str] = strawberry.field(default_factory=list)
     points_to_redeem: int | None = strawberry.field(default=None, description="Points the member wants to pay with")
 
@@ -525,6 +515,9 @@ class RewardMutations:
 
         async def work(conn: AsyncConnection) -> claims.Claim:
             view = await members.consented_member(conn, ctx.partner_id, str(input.member_id), "points:redeem", ctx.now)
+            quoted = None
+            if cmd.quote_id is not None:
+                quoted = (await quotes.quoted(conn, ctx.partner_id, view.member_id, cmd.quote_id, ctx.now)).id
             return await claims.claim(
                 conn,
                 ctx.hub.reward_key,
@@ -533,6 +526,7 @@ class RewardMutations:
                 claimant_id=ctx.partner_id,
                 now=ctx.now,
                 zone=settings.points_policy.zone,
+                quote_pk=quoted,
             )
 
         found = await run(ctx.hub.db, work)
