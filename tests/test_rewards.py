@@ -23,17 +23,20 @@ from hub.app import create_app
 from hub.clock import FrozenClock
 from hub.config import Settings
 from hub.partners import service as partners
-from hub.points.models import point_lot
+from hub.points.models import point_hold, point_lot
 from hub.points.verify import verify
 from hub.programme import earning
 from hub.programme.config import Level, load
 from hub.rewards import codes
 from hub.rewards.jobs import expire_claims
+from hub.rewards.models import reward_claim
 from hub.rewards.quote import Coupon, plan
 from hub.rewards.settlement import split
 from hub.state import Hub
 from tests.conftest import ALL_PARTNER_SCOPES, ISSUER, PartnerClient, SmsGateway, new_phone
+from tests.points_helpers import CAPTURE as CAPTURE_HOLD
 from tests.points_helpers import EARN, enrol_member, key
+from tests.points_helpers import VOID as VOID_HOLD
 from tests.portal_helpers import browser, csrf_of
 from tests.test_concurrency import stampede
 
@@ -335,6 +338,15 @@ async def test_void_and_expiry_give_back_points_stock_and_limit(
     await earn(pharmacy, member, 1000)
     reward = await create(pharmacy, stock=2, memberLimit=1, claimValidDays=1)
     first = payload(await claim(pharmacy, member, reward["id"]))["claim"]
+    async with hub.db.read() as conn:  # the claim's hold is the claim's: not voided or captured past it
+        hold = await conn.scalar(
+            select(point_hold.c.public_id)
+            .join(reward_claim, reward_claim.c.hold_id == point_hold.c.id)
+            .where(reward_claim.c.public_id == first["id"])
+        )
+    for bypass in (VOID_HOLD, CAPTURE_HOLD):
+        variables = {"holdId": hold, "idempotencyKey": key(), **({"points": 500} if bypass is CAPTURE_HOLD else {})}
+        assert error(await pharmacy.gql(bypass, {"input": variables})) == "HOLD_NOT_FOUND"
     assert error(await gym.gql(VOID, {"input": {"claimId": first["id"], "idempotencyKey": key()}})) == "CLAIM_NOT_FOUND"
     voided = payload(await pharmacy.gql(VOID, {"input": {"claimId": first["id"], "idempotencyKey": key()}}))
     assert voided["claim"]["status"] == "VOIDED"

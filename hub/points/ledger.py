@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, exists, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,6 +61,7 @@ from hub.points.models import (
     point_lot,
 )
 from hub.points.policy import PointsPolicy
+from hub.rewards.models import reward_claim
 
 T = TypeVar("T")
 MAX_POINTS = 1_000_000_000  # one movement; balances themselves are 64-bit
@@ -869,9 +870,14 @@ class Void:
 
 
 async def _hold_for(conn: AsyncConnection, partner_id: int, public_id: str) -> Any:
+    """One of the partner's own holds. A reward claim's hold is the claim's to resolve (redeem, void, expire):
+    captured or voided by itself it would leave the claim, its stock and its settlement behind."""
+    claimed = exists().where(reward_claim.c.hold_id == point_hold.c.id)
     row = (
         await conn.execute(
-            select(point_hold).where(point_hold.c.public_id == public_id, point_hold.c.partner_id == partner_id)
+            select(point_hold).where(
+                point_hold.c.public_id == public_id, point_hold.c.partner_id == partner_id, ~claimed
+            )
         )
     ).one_or_none()
     if row is None:
