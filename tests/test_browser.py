@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -416,8 +417,6 @@ def deliver_with_a_worker(env: dict[str, str], receiver: Receiver, event_type: s
     return receiver.of_type(event_type)
 
 
-WALKTHROUGH_GIFT = """mutation($input: CreateRewardInput!) { createReward(input: $input) {
-  reward { id } errors { field message code } } }"""
 WALKTHROUGH_TILL = {
     "member": 'query { memberByExternalId(externalId: "DEMO-PH-MEMBER") { id tier { level name } } }',
     "catalogue": "{ rewards(first: 50) { edges { node { id name kind sponsorId } } } }",
@@ -452,6 +451,7 @@ async def test_the_demo_rewards_walkthrough_from_outside(
         "HUB_DATABASE_URL": fresh_database_url,
         "HUB_KEYS_DIR": str(tmp_path),
         "HUB_SMS_GATEWAY_URL": sms_gateway.url,
+        "HUB_ENV": "development",  # GraphiQL, as `make run` serves it
     }
     with live_server(env, _free_port()) as base:
         async with httpx.AsyncClient(base_url=base) as http:
@@ -470,24 +470,32 @@ async def test_the_demo_rewards_walkthrough_from_outside(
                 assert not (isinstance(found, dict) and found.get("errors")), found
                 return found
 
+            # The pharmacy creates the gift in GraphiQL, the hub's own page, as the README shows.
             now = datetime.now(UTC)
-            gift = (
-                await gql(
-                    WALKTHROUGH_GIFT,
-                    input={
-                        "kind": "GIFT",
-                        "name": "金卡 thermos",
-                        "pointsCost": 800,
-                        "faceValue": "45.00",
-                        "stock": 30,
-                        "memberLimit": 1,
-                        "windows": [
-                            {"minTier": 3, "opensAt": (now - timedelta(minutes=1)).isoformat()},
-                            {"minTier": 0, "opensAt": (now + timedelta(days=2)).isoformat()},
-                        ],
-                    },
-                )
-            )["reward"]["id"]
+            windows = (
+                f'[{{ minTier: 3, opensAt: "{(now - timedelta(minutes=1)).isoformat()}" }}, '
+                f'{{ minTier: 0, opensAt: "{(now + timedelta(days=2)).isoformat()}" }}]'
+            )
+            await page.goto(f"{base}/graphql")
+            await page.wait_for_selector(".graphiql-container", timeout=20_000)
+            await page.fill("#token", issued.json()["access_token"])
+            await page.click(".graphiql-query-editor .CodeMirror")
+            await page.keyboard.press("Control+A")
+            await page.keyboard.press("Delete")
+            await page.keyboard.insert_text(
+                'mutation { createReward(input: { kind: GIFT, name: "金卡 thermos", pointsCost: 800, '
+                f'faceValue: "45.00", stock: 30, memberLimit: 1, windows: {windows} }}) '
+                "{ reward { id name stockLeft } errors { code } } }"
+            )
+            await page.keyboard.press("Shift+Control+P")  # GraphiQL's prettify, for the screenshot
+            await page.keyboard.press("Escape")  # and no completion menu over it
+            await page.click(".graphiql-execute-button")
+            created = page.locator(".result-window").filter(has_text="rwd_")
+            await created.wait_for(timeout=20_000)
+            await page.screenshot(path=str(shots / "12-a-reward-created-in-graphiql.png"), full_page=True)
+            found = re.search(r'"id": "(rwd_[^"]+)"', await created.text_content() or "")
+            assert found, await created.text_content()
+            gift = found.group(1)
             member = await gql(WALKTHROUGH_TILL["member"])
             assert member["tier"] == {"level": 3, "name": "金卡"}
 
@@ -499,7 +507,7 @@ async def test_the_demo_rewards_walkthrough_from_outside(
                 await locator.locator("button").click()
                 await page.wait_for_load_state()
             codes_shown = await page.locator("tr.claim code").all_text_contents()
-            await page.screenshot(path=str(shots / "12-rewards-in-the-portal.png"), full_page=True)
+            await page.screenshot(path=str(shots / "13-rewards-in-the-portal.png"), full_page=True)
             assert len(codes_shown) == 2 and all(len(c) == 13 for c in codes_shown)
 
             catalogue = (await gql(WALKTHROUGH_TILL["catalogue"]))["edges"]
