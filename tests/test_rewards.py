@@ -46,7 +46,9 @@ ERRORS = "errors { field message code }"
 REWARD_FIELDS = (
     "id sponsorId kind name pointsCost faceValue stock stockLeft memberLimit windows { minTier opensAt } retired"
 )
-CLAIM_FIELDS = "id rewardId status quantity points value code codeLast4 expiresAt redeemedQuantity orderReference"
+CLAIM_FIELDS = (
+    "id rewardId status quantity points value code codeLast4 expiresAt redeemedQuantity redeemedValue orderReference"
+)
 
 
 def _mutation(name: str, input_type: str, result: str, fields: str) -> str:
@@ -747,3 +749,23 @@ async def test_window_closing_and_a_till_claim_against_a_quote(coalition: dict[s
         assert error(late) == "CLAIM_EXPIRED"  # past its time: the worker gives it back, not a void
     finally:
         clock.advance(hours=-1)
+
+
+async def test_a_claim_keeps_its_price_when_the_sponsor_changes_the_reward(coalition: dict[str, Any], hub: Hub) -> None:
+    pharmacy = coalition["pharmacy"]
+    member = await enrol_member(pharmacy, SHOPPER)
+    await earn(pharmacy, member, 1000)
+    reward = await create(pharmacy, pointsCost=300, faceValue="12.00")
+    claimed = payload(await claim(pharmacy, member, reward["id"], quantity=2))["claim"]
+    changed = await pharmacy.gql(UPDATE, {"input": {"id": reward["id"], "pointsCost": 100, "faceValue": "99.00"}})
+    assert error(changed) is None
+    redeemed = payload(
+        await pharmacy.gql(REDEEM, {"input": {"claimId": claimed["id"], "orderReference": "P-" + claimed["id"],
+                                              "quantity": 1, "idempotencyKey": key()}})
+    )["claim"]  # fmt: skip
+    assert Decimal(redeemed["value"]) == Decimal("24.00")  # what was claimed: 2 × 12
+    assert Decimal(redeemed["redeemedValue"]) == Decimal("12.00")  # one unit, at the claim's price
+    points = (await pharmacy.gql(MEMBER, {"id": member}))["data"]["member"]["points"]
+    assert points == {"available": 700, "held": 0}  # 300 taken for the unit redeemed, 300 given back
+    async with hub.db.read() as conn:
+        assert await verify(conn) == []

@@ -388,7 +388,9 @@ async def redeem(
     quoted = await quoted_value(conn, row.member_id, row.public_id) if found.kind == "COUPON" else None
     if found.percent_off is not None and quoted is None:
         raise DomainError("QUOTE_REQUIRED", "a percentage coupon is redeemed against a quote of the basket", "quoteId")
-    value = found.face_value * quantity if quoted is None else quoted
+    # The claim's own price per unit: the sponsor may have changed the reward's since.
+    unit_points, unit_value = row.points // row.quantity, row.value // row.quantity
+    value = unit_value * quantity if quoted is None else quoted
 
     taken = await conn.execute(
         update(reward_claim)
@@ -398,7 +400,7 @@ async def redeem(
             redeemer_id=redeemer_id,
             order_reference=cmd.order_reference,
             redeemed_quantity=quantity,
-            redeemed_points=found.points_cost * quantity,
+            redeemed_points=unit_points * quantity,
             redeemed_value=value,
             redeem_key=cmd.idempotency_key,
             redeem_hash=digest,
@@ -412,7 +414,7 @@ async def redeem(
         _txn, lots = await ledger.resolve_claim_hold(
             conn,
             row.hold_id,
-            captured=found.points_cost * quantity,
+            captured=unit_points * quantity,
             redeemer_id=redeemer_id,
             status="CAPTURED",
             now=now,
