@@ -33,7 +33,7 @@ from hub.rewards.models import reward_claim
 from hub.rewards.quote import Coupon, plan
 from hub.rewards.settlement import split
 from hub.state import Hub
-from tests.conftest import ALL_PARTNER_SCOPES, ISSUER, PartnerClient, SmsGateway, new_phone
+from tests.conftest import ALL_PARTNER_SCOPES, ENROLL, ISSUER, PartnerClient, SmsGateway, enrolment, new_phone
 from tests.points_helpers import CAPTURE as CAPTURE_HOLD
 from tests.points_helpers import EARN, enrol_member, key
 from tests.points_helpers import VOID as VOID_HOLD
@@ -767,5 +767,25 @@ async def test_a_claim_keeps_its_price_when_the_sponsor_changes_the_reward(coali
     assert Decimal(redeemed["redeemedValue"]) == Decimal("12.00")  # one unit, at the claim's price
     points = (await pharmacy.gql(MEMBER, {"id": member}))["data"]["member"]["points"]
     assert points == {"available": 700, "held": 0}  # 300 taken for the unit redeemed, 300 given back
+    async with hub.db.read() as conn:
+        assert await verify(conn) == []
+
+
+async def test_claims_follow_a_provisional_record_into_the_membership(coalition: dict[str, Any], hub: Hub) -> None:
+    pharmacy, gym = coalition["pharmacy"], coalition["gym"]
+    phone = new_phone()
+    await enrol_member(pharmacy, SHOPPER, phone=phone)  # the phone's owner
+    consent = {"permissions": SHOPPER, "policyVersion": "2026-01", "channel": "POS"}
+    enrolled = await gym.gql(ENROLL, enrolment("G-" + secrets.token_hex(4), phone, consent=consent))
+    provisional = enrolled["data"]["enrollMember"]["member"]["id"]  # a known phone: provisional until confirmed
+    await earn(gym, provisional, 400)
+    reward = await create(gym, pointsCost=300, faceValue="9.00", memberLimit=1)
+    code = payload(await claim(gym, provisional, reward["id"]))["claim"]["code"]
+    merged = (await gym.confirm(provisional, phone))["member"]["id"]
+    assert error(await claim(gym, merged, reward["id"])) == "MEMBER_LIMIT_REACHED"  # the usage came along
+    redeemed = payload(
+        await gym.gql(REDEEM, {"input": {"code": code, "orderReference": "M-1", "idempotencyKey": key()}})
+    )
+    assert redeemed["errors"] == [] and redeemed["claim"]["status"] == "REDEEMED"
     async with hub.db.read() as conn:
         assert await verify(conn) == []

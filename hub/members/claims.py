@@ -33,6 +33,7 @@ from hub.partners.models import partner
 from hub.points import ledger
 from hub.programme.config import Version
 from hub.purchases.models import purchase
+from hub.rewards import claims as reward_claims
 from hub.tiers import service as tiers
 from hub.tiers.models import member_tier
 
@@ -160,6 +161,7 @@ async def merge(
     points = await ledger.merge_members(conn, source_id, target_id, now)
     for table in (purchase, activity):
         await conn.execute(update(table).where(table.c.member_id == source_id).values(member_id=target_id))
+    await reward_claims.merge_members(conn, source_id, target_id)
     await conn.execute(delete(member_tier).where(member_tier.c.member_id == source_id))
     await tiers.upgrade_if_due(conn, target_id, programme.version, now, programme.zone)
     await _merge_links(conn, source_id, target_id, partner_id, now)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -617,3 +617,22 @@ async def claims_of(
         if len(found[row.member_id]) < first:
             found[row.member_id].append(view_of(row, key, now))
     return found
+
+
+async def merge_members(conn: AsyncConnection, source_id: int, target_id: int) -> None:
+    """Two records found to be one person: the source's claims and usage become the target's (the ledger moved
+    the claims' holds already), usage of the same reward and period added together."""
+    await conn.execute(update(reward_claim).where(reward_claim.c.member_id == source_id).values(member_id=target_id))
+    rows = (await conn.execute(select(reward_usage).where(reward_usage.c.member_id == source_id))).all()
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    for row in rows:
+        added = insert_(reward_usage).values(
+            reward_id=row.reward_id, member_id=target_id, period=row.period, used=row.used
+        )
+        await conn.execute(
+            added.on_conflict_do_update(
+                index_elements=[reward_usage.c.reward_id, reward_usage.c.member_id, reward_usage.c.period],
+                set_={"used": reward_usage.c.used + row.used},
+            )
+        )
+    await conn.execute(delete(reward_usage).where(reward_usage.c.member_id == source_id))
