@@ -28,8 +28,8 @@ from hub.points.verify import verify
 from hub.programme import earning
 from hub.programme.config import Level, load
 from hub.rewards import codes
-from hub.rewards.jobs import expire_claims
-from hub.rewards.models import reward_claim
+from hub.rewards.jobs import expire_claims, prune_quotes
+from hub.rewards.models import pos_quote, reward_claim
 from hub.rewards.quote import Coupon, plan
 from hub.rewards.settlement import split
 from hub.state import Hub
@@ -789,3 +789,25 @@ async def test_claims_follow_a_provisional_record_into_the_membership(coalition:
     assert redeemed["errors"] == [] and redeemed["claim"]["status"] == "REDEEMED"
     async with hub.db.read() as conn:
         assert await verify(conn) == []
+
+
+async def test_old_quotes_are_pruned_unless_a_claim_names_them(
+    coalition: dict[str, Any], hub: Hub, clock: FrozenClock
+) -> None:
+    pharmacy = coalition["pharmacy"]
+    member = await enrol_member(pharmacy, SHOPPER)
+    await earn(pharmacy, member, 500)
+    reward = await create(pharmacy, pointsCost=100)
+    basket = {"memberId": member, "lines": [{"sku": "A", "category": "otc", "amount": "10.00"}]}
+    kept = payload(await pharmacy.gql(QUOTE, {"input": basket}))["quote"]["id"]
+    dropped = payload(await pharmacy.gql(QUOTE, {"input": basket}))["quote"]["id"]
+    assert error(await claim(pharmacy, member, reward["id"], quoteId=kept)) is None
+    await prune_quotes(hub.db, clock.now())  # older tests' quotes may go; these two are minutes old
+    async with hub.db.read() as conn:
+        assert set(
+            await conn.scalars(select(pos_quote.c.public_id).where(pos_quote.c.public_id.in_([kept, dropped])))
+        ) == {kept, dropped}
+    await prune_quotes(hub.db, clock.now() + timedelta(days=1, minutes=6))
+    async with hub.db.read() as conn:
+        left = set(await conn.scalars(select(pos_quote.c.public_id).where(pos_quote.c.public_id.in_([kept, dropped]))))
+    assert left == {kept}

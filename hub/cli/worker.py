@@ -25,8 +25,8 @@ def worker(
     as_json: JsonOption = False,
 ) -> None:
     """Run the periodic jobs (mature pending points, expire lots, holds, reward claims and consents, announce points
-    expiring soon, rescore members' retention daily, forget expired tokens, prune webhook deliveries) and deliver
-    webhooks.
+    expiring soon, rescore members' retention daily, forget expired tokens, prune webhook deliveries and old
+    quotes) and deliver webhooks.
 
     Safe to run as several processes: they share the work through row locks (FOR UPDATE SKIP LOCKED). With
     `--json`, one JSON object a line: each round's counts."""
@@ -42,7 +42,7 @@ def worker(
     from hub.consent.service import expire_due
     from hub.points import jobs
     from hub.retention.service import rescore_due
-    from hub.rewards.jobs import expire_claims
+    from hub.rewards.jobs import expire_claims, prune_quotes
     from hub.tiers.jobs import review_tiers
     from hub.webhooks import delivery, transport
 
@@ -59,6 +59,7 @@ def worker(
         rescored = await rescore_due(hub.db, hub.clock.now(), every, settings.points_policy.zone)
         purged = await purge_expired(hub.db, datetime.now(UTC))
         pruned = await delivery.prune(hub.db, hub.clock.now(), timedelta(days=hub.settings.webhook_retention_days))
+        quotes = await prune_quotes(hub.db, hub.clock.now())
         done = {
             "matured_points": report.matured_points, "expired_points": report.expired_points,
             "expired_holds": report.expired_holds, "expired_reward_claims": claims, "expired_consents": consents,
@@ -66,7 +67,7 @@ def worker(
             "birthday_gifts": gifts, "expiring_points_notices": expiring,
             "retention_scored_partners": sum(1 for r in rescored if r.fit is not None),
             "at_risk_announced": sum(r.announced for r in rescored),
-            "forgotten_records": purged, "pruned_webhook_deliveries": pruned,
+            "forgotten_records": purged, "pruned_webhook_deliveries": pruned, "pruned_quotes": quotes,
         }  # fmt: skip
         for job, count in done.items():
             metrics.WORKER_JOBS.labels(job).inc(count)
