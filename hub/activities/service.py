@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.activities.models import activity
 from hub.errors import DomainError
 from hub.events import outbox
+from hub.idempotency import check_key, fingerprint, replayed
 from hub.ids import new_id
 from hub.members.service import consented_member
 from hub.partners.models import partner_terms
@@ -21,11 +23,12 @@ from hub.points import ledger
 from hub.points.models import ledger_txn
 from hub.points.policy import PointsPolicy
 from hub.programme.config import ACTIVITY_KINDS, Programme
-from hub.purchases.service import CLOCK_SKEW, lock_member, request_hash
+from hub.purchases.service import CLOCK_SKEW, lock_member
 
 
 @dataclass(frozen=True)
 class RecordActivity:
+    COMMAND: ClassVar[str] = "recordActivity"
     member_id: str
     kind: str
     occurred_at: datetime
@@ -68,26 +71,25 @@ async def record(
     programme: Programme,
     policy: PointsPolicy,
 ) -> Activity:
-    if not 1 <= len(cmd.idempotency_key) <= 200:
-        raise DomainError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
+    check_key(cmd.idempotency_key)
     if not cmd.reference.strip() or len(cmd.reference) > 200:
         raise DomainError("INVALID_INPUT", "reference must be 1 to 200 characters", "reference")
     if cmd.kind not in ACTIVITY_KINDS:
         raise DomainError("INVALID_INPUT", f"kind must be one of {', '.join(ACTIVITY_KINDS)}", "kind")
     if cmd.occurred_at.tzinfo is None or cmd.occurred_at > now + CLOCK_SKEW:
         raise DomainError("INVALID_INPUT", "occurredAt must be a time with zone, not in the future", "occurredAt")
-    digest = request_hash(cmd)
-    for column, value, code in (
-        (activity.c.idempotency_key, cmd.idempotency_key, "IDEMPOTENCY_CONFLICT"),
-        (activity.c.reference, cmd.reference, "DUPLICATE_REFERENCE"),
+    digest = fingerprint(cmd)
+    for column, value, code, field in (
+        (activity.c.idempotency_key, cmd.idempotency_key, "IDEMPOTENCY_CONFLICT", "idempotencyKey"),
+        (activity.c.reference, cmd.reference, "DUPLICATE_REFERENCE", "reference"),
     ):
         found = (
             await conn.execute(select(activity).where(activity.c.partner_id == partner_id, column == value))
         ).one_or_none()
         if found is not None:
-            if found.request_hash != digest:
-                field = "idempotencyKey" if code == "IDEMPOTENCY_CONFLICT" else "reference"
-                raise DomainError(code, "already used for a different activity", field)
+            replayed(
+                found.request_hash, digest, code=code, message="already used for a different activity", field=field
+            )
             return _view(found)
     if cmd.kind not in await allowed_kinds(conn, partner_id):
         raise DomainError("ACTIVITY_NOT_ALLOWED", f"your contract does not cover {cmd.kind}", "kind")

@@ -19,10 +19,6 @@ On SQLite every write transaction begins IMMEDIATE, so there is one writer at a 
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import random
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -38,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.db import Database, UtcDateTime
 from hub.errors import DomainError
 from hub.events import outbox
+from hub.idempotency import ClaimLost, check_key, fingerprint, pause, replayed, retryable
 from hub.ids import new_id
 from hub.members import service as members
 from hub.observability import metrics
@@ -69,15 +66,6 @@ MAX_POINTS = 1_000_000_000  # one movement; balances themselves are 64-bit
 
 class LedgerError(DomainError):
     pass
-
-
-class _Replay(Exception):
-    """The idempotency key was claimed by an earlier request: roll back and answer with its result."""
-
-
-# For services whose commands post through the ledger inside their own transaction (purchases, activities): a
-# concurrent request claimed the same key first; roll back and look again.
-ClaimLost = _Replay
 
 
 # -- accounts --------------------------------------------------------------------------------------------------------
@@ -225,14 +213,7 @@ _FLOOR_MESSAGES = {
 }
 
 
-# -- idempotency -----------------------------------------------------------------------------------------------------
-def fingerprint(cmd: Any) -> str:
-    """The hash stored with an idempotency key: the command and every input but the key itself."""
-    fields = {k: v for k, v in vars(cmd).items() if k != "idempotency_key"}
-    canonical = json.dumps({"command": cmd.COMMAND, **fields}, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
+# -- idempotency (hub/idempotency.py): a command's key, claimed by inserting its transaction row -------------------
 @dataclass(frozen=True)
 class Idempotency:
     partner_id: int
@@ -268,7 +249,7 @@ async def _open_txn(
     row = {"public_id": public_id, "idempotency_key": key, "request_hash": request_hash, **values}
     txn_id = await conn.scalar(_CLAIM[conn.dialect.name].values(**row))
     if txn_id is None:
-        raise _Replay()
+        raise ClaimLost()
     defaults = {"reversed_points": 0, "reason": None, "reference": None, "pending_until": None}
     return int(txn_id), txn_of(SimpleNamespace(**{**defaults, **row}))
 
@@ -308,7 +289,7 @@ async def _run(
         try:
             async with db.single_statement() if one_statement else db.write() as conn:
                 return await command(conn)
-        except (_Replay, DomainError) as stopped:
+        except (ClaimLost, DomainError) as stopped:
             async with db.read() as conn:
                 stored = (
                     await conn.execute(
@@ -319,26 +300,16 @@ async def _run(
                     )
                 ).one_or_none()
                 if stored is None:
-                    if isinstance(stopped, _Replay):
+                    if isinstance(stopped, ClaimLost):
                         continue  # the claim's winner rolled back after all: try again
                     raise
-                if stored.request_hash != idempotency.request_hash:
-                    raise LedgerError(
-                        "IDEMPOTENCY_CONFLICT",
-                        "this idempotency key was used for a different request",
-                        "idempotencyKey",
-                    ) from None
+                replayed(stored.request_hash, idempotency.request_hash)
                 return await replay(conn, stored.id)
         except DBAPIError as exc:
-            if not _retryable(exc) or attempt == 7:
+            if not retryable(exc) or attempt == 7:
                 raise
-            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+            await pause(attempt)
     raise AssertionError("unreachable")
-
-
-def _retryable(exc: DBAPIError) -> bool:
-    """PostgreSQL serialization failure or deadlock: the whole command may safely run again with its key."""
-    return getattr(exc.orig, "sqlstate", None) in ("40001", "40P01")
 
 
 # -- members ---------------------------------------------------------------------------------------------------------
@@ -357,11 +328,6 @@ def _check_notes(cmd: Any) -> None:
         value = getattr(cmd, name, None)
         if value is not None and len(value) > 200:
             raise LedgerError("INVALID_INPUT", f"{field} must be at most 200 characters", field)
-
-
-def check_key(key: str) -> None:
-    if not 1 <= len(key) <= 200:
-        raise LedgerError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
 
 
 # -- lots ------------------------------------------------------------------------------------------------------------
@@ -759,7 +725,7 @@ async def _redeem_in_postgresql(conn: AsyncConnection, partner_id: int, cmd: Red
     if row.outcome == "OK":
         return Txn(public_id, "REDEEM", "POSTED", cmd.points, 0, cmd.reference, None, None, now)
     if row.outcome == "REPLAY":
-        raise _Replay()
+        raise ClaimLost()
     if row.outcome == "MEMBER_NOT_FOUND":
         raise LedgerError("MEMBER_NOT_FOUND", "no such member", "memberId")
     raise LedgerError("CONSENT_REQUIRED", "the member has not consented to 'points:redeem' for you", "memberId")

@@ -23,6 +23,7 @@ from hub.consent import access_log as access_logs
 from hub.consent import requests as consent_requests
 from hub.consent import service as consents
 from hub.errors import DomainError
+from hub.idempotency import retrying
 from hub.members import claims, privacy, signin
 from hub.points import queries as points
 from hub.portal import authorize
@@ -44,7 +45,6 @@ from hub.portal.pages import (
     words,
 )
 from hub.programme.earning import yuan
-from hub.purchases.service import run
 from hub.retention import queries as retention
 from hub.rewards import catalogue
 from hub.rewards import claims as reward_claims
@@ -334,7 +334,7 @@ async def claim_reward(visit: Visit) -> Response:
         visit.request.path_params["reward_id"], 1, str(visit.form.get("idempotency_key") or secrets.token_urlsafe(16))
     )
     try:
-        await run(
+        await retrying(
             hub.db,
             lambda conn: reward_claims.claim(
                 conn, hub.reward_key, cmd, member_id=visit.member_id, claimant_id=None, now=visit.now,
@@ -352,7 +352,7 @@ async def give_back(visit: Visit) -> Response:
     hub = visit.hub
     cmd = reward_claims.VoidClaim(visit.request.path_params["claim_id"], "portal")
     try:
-        await run(
+        await retrying(
             hub.db,
             lambda conn: reward_claims.void(
                 conn, hub.reward_key, cmd, claimant_id=None, member_id=visit.member_id, now=visit.now

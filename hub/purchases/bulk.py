@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.db import UtcDateTime, among, bulk_insert, reserve_ids
 from hub.errors import DomainError
 from hub.events.models import event
+from hub.idempotency import conflict, fingerprint
 from hub.ids import new_ids
 from hub.members import service as members_service
 from hub.members.models import member
@@ -100,7 +101,7 @@ async def record_many(
     prepared: dict[int, tuple[service.RecordPurchase, list[earning.Line], str]] = {}
     for i, cmd in enumerate(cmds):
         try:
-            prepared[i] = (cmd, service.validate(cmd, now), service.request_hash(cmd))
+            prepared[i] = (cmd, service.validate(cmd, now), fingerprint(cmd))
         except DomainError as error:
             errors[i] = error
     if not prepared:
@@ -117,16 +118,12 @@ async def record_many(
         earlier = replays.get(("key", cmd.idempotency_key)) or seen.get("key:" + cmd.idempotency_key)
         if earlier is not None:
             if earlier != digest:
-                errors[i] = DomainError(
-                    "IDEMPOTENCY_CONFLICT", "this idempotency key was used for a different request", "idempotencyKey"
-                )
+                errors[i] = conflict()
             continue  # a replay: the first recording stands
         earlier = replays.get(("reference", cmd.reference)) or seen.get("ref:" + cmd.reference)
         if earlier is not None:
             if earlier != digest:
-                errors[i] = DomainError(
-                    "DUPLICATE_REFERENCE", "a different purchase was recorded with this reference", "reference"
-                )
+                errors[i] = conflict(**service.DUPLICATE_REFERENCE)
             continue
         view = views.get(cmd.member_id)
         if view is None:
@@ -320,7 +317,7 @@ def _compute(
                     "reference": cmd.reference,
                     "reason": earn_cmd.reason,
                     "idempotency_key": earn_cmd.idempotency_key,
-                    "request_hash": ledger.fingerprint(earn_cmd),
+                    "request_hash": fingerprint(earn_cmd),
                     "pending_until": pending_until if pending else None,
                     "created_at": now,
                 }

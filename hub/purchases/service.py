@@ -8,24 +8,20 @@ blocks redemption until repaid), and never more than remains of the purchase.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields, is_dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, and_, func, insert, literal, or_, select, union_all, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.consent.rule import ConsentRequired, MemberView, answers, readable
-from hub.db import Database, among
+from hub.db import among
 from hub.errors import DomainError
 from hub.events import outbox
+from hub.idempotency import check_key, fingerprint, replayed
 from hub.ids import new_id
 from hub.members import service as members
 from hub.members.models import member
@@ -39,7 +35,11 @@ from hub.rewards import claims
 from hub.rewards import quote as quotes
 from hub.tiers import service as tiers
 
-T = TypeVar("T")
+DUPLICATE_REFERENCE = {
+    "code": "DUPLICATE_REFERENCE",
+    "message": "a different purchase was recorded with this reference",
+    "field": "reference",
+}
 # How far in the future an occurredAt may lie (till clocks drift); anything later is a mistake.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -57,6 +57,7 @@ class LineInput:
 
 @dataclass(frozen=True)
 class RecordPurchase:
+    COMMAND: ClassVar[str] = "recordPurchase"
     member_id: str  # the partner's pairwise id
     reference: str
     occurred_at: datetime
@@ -74,6 +75,7 @@ class RefundLine:
 
 @dataclass(frozen=True)
 class RefundPurchase:
+    COMMAND: ClassVar[str] = "refundPurchase"
     purchase_reference: str
     lines: tuple[RefundLine, ...] | None
     amount: str | None
@@ -100,28 +102,6 @@ class Refund:
     purchase: Purchase
 
 
-def _plain(value: Any) -> Any:
-    """A command as JSON-ready data (what `dataclasses.asdict` gives, without its deep copies: imports hash
-    millions of these)."""
-    if is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    return value
-
-
-def request_hash(cmd: Any) -> str:
-    """The hash stored with an idempotency key: every input but the key itself."""
-    data = _plain(cmd)
-    del data["idempotency_key"]
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _check_key(key: str) -> None:
-    if not 1 <= len(key) <= 200:
-        raise DomainError("INVALID_INPUT", "idempotencyKey must be 1 to 200 characters", "idempotencyKey")
-
-
 def _view(row: Any) -> Purchase:
     return Purchase(
         public_id=row.public_id,
@@ -144,10 +124,7 @@ async def _existing(conn: AsyncConnection, partner_id: int, cmd: RecordPurchase,
         )
     ).one_or_none()
     if by_key is not None:
-        if by_key.request_hash != digest:
-            raise DomainError(
-                "IDEMPOTENCY_CONFLICT", "this idempotency key was used for a different request", "idempotencyKey"
-            )
+        replayed(by_key.request_hash, digest)
         return _view(by_key)
     by_reference = (
         await conn.execute(
@@ -155,10 +132,7 @@ async def _existing(conn: AsyncConnection, partner_id: int, cmd: RecordPurchase,
         )
     ).one_or_none()
     if by_reference is not None:
-        if by_reference.request_hash != digest:
-            raise DomainError(
-                "DUPLICATE_REFERENCE", "a different purchase was recorded with this reference", "reference"
-            )
+        replayed(by_reference.request_hash, digest, **DUPLICATE_REFERENCE)
         return _view(by_reference)
     return None
 
@@ -170,7 +144,7 @@ async def lock_member(conn: AsyncConnection, member_id: int) -> None:
 
 def validate(cmd: RecordPurchase, now: datetime) -> list[earning.Line]:
     """Everything about the request that needs no database; its lines in fen."""
-    _check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     if not cmd.reference.strip() or len(cmd.reference) > 200:
         raise DomainError("INVALID_INPUT", "reference must be 1 to 200 characters", "reference")
     if cmd.occurred_at.tzinfo is None or cmd.occurred_at > now + CLOCK_SKEW:
@@ -190,7 +164,7 @@ async def record(
     policy: PointsPolicy,
 ) -> Purchase:
     lines = validate(cmd, now)
-    digest = request_hash(cmd)
+    digest = fingerprint(cmd)
     found = await _existing(conn, partner_id, cmd, digest)
     if found is not None:
         return found
@@ -290,10 +264,10 @@ def _left_points(points: int, amount: int, refunded: int) -> int:
 async def refund(
     conn: AsyncConnection, partner_id: int, cmd: RefundPurchase, *, now: datetime, policy: PointsPolicy
 ) -> Refund:
-    _check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     if (cmd.lines is None) == (cmd.amount is None):
         raise DomainError("INVALID_INPUT", "give either lines or amount", "lines")
-    digest = request_hash(cmd)
+    digest = fingerprint(cmd)
     replay = (
         await conn.execute(
             select(purchase_refund).where(
@@ -302,10 +276,7 @@ async def refund(
         )
     ).one_or_none()
     if replay is not None:
-        if replay.request_hash != digest:
-            raise DomainError(
-                "IDEMPOTENCY_CONFLICT", "this idempotency key was used for a different request", "idempotencyKey"
-            )
+        replayed(replay.request_hash, digest)
         first = (await conn.execute(select(purchase).where(purchase.c.id == replay.purchase_id))).one()
         return Refund(replay.public_id, replay.amount, replay.points_reversed, replay.qualifying, _view(first))
 
@@ -472,21 +443,3 @@ async def summaries_of(
         return Summary(months, since[view.member_id], sum(s for _, s in categories), visits[view.member_id], categories)
 
     return answers(views, "purchases:read", summary)
-
-
-async def run(db: Database, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """One transaction for a purchase, refund or activity, run again when a concurrent twin (same key or
-    reference) won the race, or PostgreSQL reports a serialization failure or deadlock: the next attempt sees
-    the winner and answers as a replay."""
-    for attempt in range(4):
-        try:
-            async with db.write() as conn:
-                return await work(conn)
-        except (IntegrityError, ledger.ClaimLost):
-            if attempt == 3:
-                raise
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) not in ("40001", "40P01") or attempt == 3:
-                raise
-        await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-    raise AssertionError("unreachable")

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.errors import DomainError
 from hub.events import outbox
+from hub.idempotency import check_key, fingerprint, replayed
 from hub.ids import new_id
 from hub.partners.models import partner, partner_terms
 from hub.points import ledger
@@ -97,12 +98,6 @@ async def _load(conn: AsyncConnection, key: RewardKey, now: datetime, **where: A
         query = query.where(reward_claim.c[name] == value)
     row = (await conn.execute(query)).one_or_none()
     return None if row is None else view_of(row, key, now)
-
-
-def _conflict() -> DomainError:
-    return DomainError(
-        "IDEMPOTENCY_CONFLICT", "this idempotency key was used for a different request", "idempotencyKey"
-    )
 
 
 # -- the reservation's three guarded updates ----------------------------------------------------------------------
@@ -178,10 +173,10 @@ async def claim(
     """Claim for a member the caller resolved under its consent rule (a partner: `points:redeem`; the member
     in the portal: themself). `claimant_id` None is the member's own claim; `quote_pk`, the caller's unexpired
     quote for this member (`quote.quoted`), makes it a till's claim for that checkout."""
-    ledger.check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     if not 1 <= cmd.quantity <= MAX_QUANTITY:
         raise DomainError("INVALID_INPUT", f"quantity must be 1 to {MAX_QUANTITY}", "quantity")
-    digest = ledger.fingerprint(cmd)
+    digest = fingerprint(cmd)
     replay = await _replay(conn, key, claimant_id, member_id, cmd.idempotency_key, digest, now)
     if replay is not None:
         return replay
@@ -278,8 +273,7 @@ async def _replay(
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
-    if row.request_hash != digest:
-        raise _conflict()
+    replayed(row.request_hash, digest)
     return view_of(row, key, now)
 
 
@@ -360,22 +354,21 @@ async def redeem(
 ) -> Claim:
     """Take a claim at the redeemer's till: capture its points for the redeemer, give back the units not taken,
     and write the settlement lines. A code of someone who is not the redeemer's member is not found."""
-    ledger.check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     if not cmd.order_reference.strip() or len(cmd.order_reference) > 200:
         raise DomainError("INVALID_INPUT", "orderReference must be 1 to 200 characters", "orderReference")
     where = claim_lookup(key, cmd.claim_id, cmd.code)
-    digest = ledger.fingerprint(cmd)
-    replayed = (
+    digest = fingerprint(cmd)
+    earlier = (
         await conn.execute(
             _CLAIM_VIEW.where(
                 reward_claim.c.redeemer_id == redeemer_id, reward_claim.c.redeem_key == cmd.idempotency_key
             )
         )
     ).one_or_none()
-    if replayed is not None:
-        if replayed.redeem_hash != digest:
-            raise _conflict()
-        return view_of(replayed, key, now)
+    if earlier is not None:
+        replayed(earlier.redeem_hash, digest)
+        return view_of(earlier, key, now)
 
     row, found = await redeemable_claim(conn, key, redeemer_id, None, where, now)
     field = "code" if cmd.code is not None else "claimId"
@@ -514,7 +507,7 @@ async def void(
 ) -> Claim:
     """Give back an unredeemed claim: by the partner that claimed it, or by the member (portal). Voiding a claim
     already voided answers with it again (the key makes the request safe to repeat)."""
-    ledger.check_key(cmd.idempotency_key)
+    check_key(cmd.idempotency_key)
     query = select(reward_claim).where(reward_claim.c.public_id == cmd.claim_id)
     query = (
         query.where(reward_claim.c.claimant_id == claimant_id)

@@ -8,7 +8,7 @@ from enum import Enum
 import strawberry
 
 from hub.activities import service as activities
-from hub.purchases import service as purchases
+from hub.idempotency import retrying
 from hub.schema.context import Info
 from hub.schema.errors import mutation
 from hub.schema.members import Member, member_of
@@ -61,7 +61,7 @@ class ActivityMutations:
             reference=input.reference,
             idempotency_key=input.idempotency_key,
         )
-        found = await purchases.run(
+        found = await retrying(
             ctx.hub.db,
             lambda conn: activities.record(
                 conn, ctx.partner_id, cmd, now=ctx.now, programme=settings.programme, policy=settings.points_policy

@@ -8,6 +8,7 @@ from enum import Enum
 
 import strawberry
 
+from hub.idempotency import retrying
 from hub.purchases import service as purchases
 from hub.schema.baskets import PurchaseLineInput
 from hub.schema.context import Info
@@ -141,7 +142,7 @@ class PurchaseMutations:
             idempotency_key=input.idempotency_key,
             quote_id=None if input.quote_id is None else str(input.quote_id),
         )
-        found = await purchases.run(
+        found = await retrying(
             ctx.hub.db,
             lambda conn: purchases.record(
                 conn, ctx.partner_id, cmd, now=ctx.now, programme=settings.programme, policy=settings.points_policy
@@ -164,7 +165,7 @@ class PurchaseMutations:
             amount=input.amount,
             idempotency_key=input.idempotency_key,
         )
-        done = await purchases.run(
+        done = await retrying(
             ctx.hub.db,
             lambda conn: purchases.refund(conn, ctx.partner_id, cmd, now=ctx.now, policy=settings.points_policy),
         )

@@ -15,8 +15,8 @@ from strawberry.types.nodes import SelectedField
 from hub import cursors
 from hub.consent.rule import ConsentRequired, MemberView, answers
 from hub.errors import DomainError
+from hub.idempotency import retrying
 from hub.members import service as members
-from hub.purchases.service import run
 from hub.rewards import catalogue, claims
 from hub.rewards import quote as quotes
 from hub.schema.baskets import PurchaseLineInput
@@ -529,7 +529,7 @@ class RewardMutations:
                 quote_pk=quoted,
             )
 
-        found = await run(ctx.hub.db, work)
+        found = await retrying(ctx.hub.db, work)
         return RewardClaimPayload(claim=RewardClaim.of(found, ctx.partner_id), errors=[])
 
     @mutation(extensions=scoped("rewards:redeem"), description="Redeem a claim at your till (by its id or code).")
@@ -561,7 +561,7 @@ class RewardMutations:
                 conn, ctx.hub.reward_key, ctx.partner_id, cmd, reaches=reaches, quoted_value=quoted_value, now=ctx.now
             )
 
-        found = await run(ctx.hub.db, work)
+        found = await retrying(ctx.hub.db, work)
         return RewardClaimPayload(claim=RewardClaim.of(found, ctx.partner_id), errors=[])
 
     @mutation(
@@ -571,7 +571,7 @@ class RewardMutations:
     async def void_reward_claim(self, info: Info, input: VoidRewardClaimInput) -> RewardClaimPayload:
         ctx = info.context
         cmd = claims.VoidClaim(str(input.claim_id), input.idempotency_key)
-        found = await run(
+        found = await retrying(
             ctx.hub.db,
             lambda conn: claims.void(
                 conn, ctx.hub.reward_key, cmd, claimant_id=ctx.partner_id, member_id=None, now=ctx.now
