@@ -88,6 +88,69 @@ def validate_expiry(permissions: frozenset[str], expires_at: datetime | None, no
         raise DomainError("EXPIRY_REQUIRED", f"consent to health-related data ({health}) needs an expiry", field)
 
 
+@dataclass(frozen=True)
+class FirstGrant:
+    """The rows a member's first consent to a partner writes: `grant` inserts them with statements, the bulk
+    enrolment of an import many at once (each adds the consent's id to its event)."""
+
+    consent: dict[str, Any]
+    event: dict[str, Any]  # consent_event, without consent_id
+    outbox: outbox.Event
+
+
+def _event(
+    kind: str, evidence: Evidence, granted: list[str], previous: list[str] | None, now: datetime
+) -> dict[str, Any]:
+    """A consent_event row (without its consent's id): what changed, on whose word."""
+    return {
+        "kind": kind,
+        "actor": evidence.actor,
+        "permissions": granted,
+        "previous_permissions": previous,
+        "evidence": evidence.as_dict(),
+        "occurred_at": now,
+    }
+
+
+def first_grant(
+    public_id: str,
+    member_id: int,
+    partner_id: int,
+    permissions: frozenset[str],
+    evidence: Evidence,
+    now: datetime,
+    *,
+    purposes: list[str] | None = None,
+    expires_at: datetime | None = None,
+    data_window_from: datetime | None = None,
+) -> FirstGrant:
+    granted = sorted(permissions)
+    return FirstGrant(
+        consent={
+            "public_id": public_id,
+            "member_id": member_id,
+            "partner_id": partner_id,
+            "status": "AUTHORISED",
+            "permissions": granted,
+            "purposes": purposes or [],
+            "expires_at": expires_at,
+            "data_window_from": data_window_from,
+            "policy_version": evidence.policy_version,
+            "channel": evidence.channel,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
+        event=_event("granted", evidence, granted, None, now),
+        outbox=outbox.Event(
+            "consent.granted",
+            member_id=member_id,
+            partner_id=partner_id,
+            payload={"consentId": public_id, "permissions": granted},
+        ),
+    )
+
+
 async def grant(
     conn: AsyncConnection,
     *,
@@ -125,27 +188,13 @@ async def grant(
         # rule for every other caller.
         raise DomainError("CONSENT_REQUIRED", "only the member can widen or restore this consent", "consent")
     if current is None:
-        public_id = new_id("cns", 12)
-        consent_pk = await conn.scalar(
-            insert(consent)
-            .values(
-                public_id=public_id,
-                member_id=member_id,
-                partner_id=partner_id,
-                status="AUTHORISED",
-                permissions=granted,
-                purposes=purposes or [],
-                expires_at=expires_at,
-                data_window_from=data_window_from,
-                policy_version=evidence.policy_version,
-                channel=evidence.channel,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(consent.c.id)
-        )
-        kind, previous = "granted", None
+        first = first_grant(
+            new_id("cns", 12), member_id, partner_id, permissions, evidence, now,
+            purposes=purposes, expires_at=expires_at, data_window_from=data_window_from,
+        )  # fmt: skip
+        public_id = first.consent["public_id"]
+        consent_pk = await conn.scalar(insert(consent).values(**first.consent).returning(consent.c.id))
+        event_row, notice = first.event, first.outbox
     else:
         consent_pk, public_id, previous = current.id, current.public_id, list(current.permissions)
         kind = _change_kind(bool(current.in_force), frozenset(previous), permissions)
@@ -164,25 +213,14 @@ async def grant(
                 updated_at=now,
             )
         )
-    await conn.execute(
-        insert(consent_event).values(
-            consent_id=consent_pk,
-            kind=kind,
-            actor=evidence.actor,
-            permissions=granted,
-            previous_permissions=previous,
-            evidence=evidence.as_dict(),
-            occurred_at=now,
+        event_row = _event(kind, evidence, granted, previous, now)
+        notice = outbox.Event(
+            f"consent.{kind}", member_id, partner_id, {"consentId": public_id, "permissions": granted}
         )
-    )
+    await conn.execute(insert(consent_event).values(consent_id=consent_pk, **event_row))
     await profiling.consent_changed(conn, member_id, partner_id, permissions)
     await outbox.record(
-        conn,
-        f"consent.{kind}",
-        now=now,
-        member_id=member_id,
-        partner_id=partner_id,
-        payload={"consentId": public_id, "permissions": granted},
+        conn, notice.type, now=now, member_id=notice.member_id, partner_id=notice.partner_id, payload=notice.payload
     )
     assert consent_pk is not None
     return Granted(int(consent_pk), public_id)

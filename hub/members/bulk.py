@@ -2,7 +2,7 @@
 
 New members (a phone the hub has not seen) are validated one by one exactly as `enrol` validates them, then
 written with one bulk statement per table: member, link (a fresh pairwise id), consent, its `granted` event and
-the outbox events. A row whose phone belongs to an existing member goes the one-by-one way (`enrol`), which makes
+the outbox events; the consent's rows are the ones `consent.first_grant` plans for `consent.grant` too. A row whose phone belongs to an existing member goes the one-by-one way (`enrol`), which makes
 it a provisional member with a claim its owner settles in the portal. Rejections carry `enrol`'s codes.
 """
 
@@ -103,7 +103,6 @@ async def _write(
     consent_events: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for n, (enrolment, phone, permissions) in enumerate(rows):
-        granted = sorted(permissions)
         member_id, consent_id = member_ids[n], consent_ids[n]
         members.append(
             {
@@ -124,40 +123,18 @@ async def _write(
                 "created_at": now,
             }
         )
-        consent_rows.append(
-            {
-                "id": consent_id,
-                "public_id": public[n],
-                "member_id": member_id,
-                "partner_id": partner_id,
-                "status": "AUTHORISED",
-                "permissions": granted,
-                "purposes": [],
-                "expires_at": enrolment.consent_expires_at,
-                "policy_version": enrolment.evidence.policy_version,
-                "channel": enrolment.evidence.channel,
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        consent_events.append(
-            {
-                "consent_id": consent_id,
-                "kind": "granted",
-                "actor": enrolment.evidence.actor,
-                "permissions": granted,
-                "previous_permissions": None,
-                "evidence": enrolment.evidence.as_dict(),
-                "occurred_at": now,
-            }
-        )
+        first = consents.first_grant(
+            public[n], member_id, partner_id, permissions, enrolment.evidence, now,
+            expires_at=enrolment.consent_expires_at,
+        )  # fmt: skip
+        consent_rows.append({"id": consent_id, **first.consent})
+        consent_events.append({"consent_id": consent_id, **first.event})
         events += [
             {
-                "type": "consent.granted",
+                "type": first.outbox.type,
                 "member_id": member_id,
                 "partner_id": partner_id,
-                "payload": {"consentId": public[n], "permissions": granted},
+                "payload": first.outbox.payload,
                 "occurred_at": now,
             },
             {
