@@ -2,8 +2,9 @@
 
 New members (a phone the hub has not seen) are validated one by one exactly as `enrol` validates them, then
 written with one bulk statement per table: member, link (a fresh pairwise id), consent, its `granted` event and
-the outbox events; the consent's rows are the ones `consent.first_grant` plans for `consent.grant` too. A row whose phone belongs to an existing member goes the one-by-one way (`enrol`), which makes
-it a provisional member with a claim its owner settles in the portal. Rejections carry `enrol`'s codes.
+the outbox events; the consent's rows are the ones `consent.first_grant` plans for `consent.grant` too. A row
+whose phone belongs to an existing member goes the one-by-one way (`enrol`), which makes it a provisional member
+with a claim its owner settles in the portal. Rejections carry `enrol`'s codes.
 """
 
 from __future__ import annotations

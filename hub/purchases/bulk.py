@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, text
@@ -356,32 +355,13 @@ def _compute(
         # The tier, exactly as `tiers.upgrade_if_due` would move it after this purchase.
         if window is None or cmd.occurred_at > window:
             state.growth += qualifying
-        held = tiers_now.by_number(state.level)
-        reached = tiers_now.qualifying(Decimal(state.growth) / 100)
-        if reached.level > held.level:
-            reason = tiers.upgrade_reason(tiers_now, reached, state.growth)
-            rows.changes.append(
-                {
-                    "member_id": state.member_id,
-                    "from_level": held.level,
-                    "to_level": reached.level,
-                    "growth": state.growth,
-                    "reason": reason,
-                    "at": now,
-                }
-            )
-            rows.events.append(
-                _event(
-                    "tier.changed",
-                    state.member_id,
-                    None,
-                    {"fromLevel": held.level, "toLevel": reached.level, "name": reached.name, "reason": reason},
-                    now,
-                )
-            )
-            state.level, state.since, state.grace_until, state.review_at = reached.level, now, None, review
+        move = tiers.after_purchase(tiers_now, state.level, state.growth, state.grace_until)
+        if move is not None and move.reached is not None:
+            rows.changes.append(tiers.change_row(state.member_id, move, state.growth, now))
+            rows.events.append(_event("tier.changed", state.member_id, None, move.payload, now))
+            state.level, state.since, state.grace_until, state.review_at = move.reached.level, now, None, review
             state.changed = True
-        elif state.grace_until is not None and reached.level >= held.level:
+        elif move is not None:
             state.grace_until, state.review_at, state.changed = None, review, True
         rows.events.append(
             _event(

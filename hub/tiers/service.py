@@ -150,21 +150,16 @@ async def _set(conn: AsyncConnection, member_id: int, exists: bool, now: datetim
         await conn.execute(insert(member_tier).values(member_id=member_id, updated_at=now, **values))
 
 
-async def _change(
-    conn: AsyncConnection, member_id: int, before: Level, after: Level, amount: int, reason: str, now: datetime
-) -> None:
-    await conn.execute(
-        insert(tier_change).values(
-            member_id=member_id, from_level=before.level, to_level=after.level, growth=amount, reason=reason, at=now
-        )
-    )
-    await outbox.record(
-        conn,
-        "tier.changed",
-        now=now,
-        member_id=member_id,
-        payload={"fromLevel": before.level, "toLevel": after.level, "name": after.name, "reason": reason},
-    )
+def change_row(member_id: int, move: AfterPurchase, growth_fen: int, now: datetime) -> dict[str, Any]:
+    """The `tier_change` row of a move (an upgrade or a review's downgrade)."""
+    assert move.reached is not None
+    return {"member_id": member_id, "from_level": move.held.level, "to_level": move.reached.level,
+            "growth": growth_fen, "reason": move.reason, "at": now}  # fmt: skip
+
+
+async def _change(conn: AsyncConnection, member_id: int, move: AfterPurchase, amount: int, now: datetime) -> None:
+    await conn.execute(insert(tier_change).values(**change_row(member_id, move, amount, now)))
+    await outbox.record(conn, "tier.changed", now=now, member_id=member_id, payload=move.payload)
 
 
 def _window_words(tiers: Tiers) -> str:
@@ -178,6 +173,35 @@ def upgrade_reason(tiers: Tiers, reached: Level, growth_fen: int) -> str:
     )
 
 
+@dataclass(frozen=True)
+class AfterPurchase:
+    """What a purchase does to a member's tier: an upgrade (from `held` to `reached`, with its reason), or the end
+    of a grace period the growth recovered from (`reached` None). A review's downgrade is written the same way."""
+
+    held: Level
+    reached: Level | None
+    reason: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The `tier.changed` event's."""
+        assert self.reached is not None
+        return {"fromLevel": self.held.level, "toLevel": self.reached.level, "name": self.reached.name,
+                "reason": self.reason}  # fmt: skip
+
+
+def after_purchase(tiers: Tiers, level: int, growth_fen: int, grace_until: datetime | None) -> AfterPurchase | None:
+    """The tier rule after a purchase, written once for `upgrade_if_due` and the import: move up at once if growth
+    reached a higher threshold; end a grace period if the member is back at their level; else nothing."""
+    reached = tiers.qualifying(Decimal(growth_fen) / 100)
+    held = tiers.by_number(level)
+    if reached.level > held.level:
+        return AfterPurchase(held, reached, upgrade_reason(tiers, reached, growth_fen))
+    if grace_until is not None and reached.level >= held.level:
+        return AfterPurchase(held, None, "")
+    return None
+
+
 async def upgrade_if_due(
     conn: AsyncConnection, member_id: int, version: Version, now: datetime, zone: ZoneInfo
 ) -> None:
@@ -185,16 +209,16 @@ async def upgrade_if_due(
     tiers = version.tiers
     current = await state(conn, member_id)
     amount = await growth(conn, member_id, window_start(tiers, now, zone))
-    reached = tiers.qualifying(Decimal(amount) / 100)
-    held = tiers.by_number(current.level)
-    if reached.level > held.level:
-        reason = upgrade_reason(tiers, reached, amount)
-        await _change(conn, member_id, held, reached, amount, reason, now)
+    move = after_purchase(tiers, current.level, amount, current.grace_until)
+    if move is None:
+        return
+    if move.reached is not None:
+        await _change(conn, member_id, move, amount, now)
         await _set(
             conn, member_id, current.stored, now,
-            level=reached.level, since=now, grace_until=None, review_at=next_review(now, zone),
+            level=move.reached.level, since=now, grace_until=None, review_at=next_review(now, zone),
         )  # fmt: skip
-    elif current.grace_until is not None and reached.level >= held.level:
+    else:
         await _set(conn, member_id, True, now, grace_until=None, review_at=next_review(now, zone))
 
 
@@ -228,7 +252,7 @@ async def review(conn: AsyncConnection, member_id: int, version: Version, now: d
         f"growth value {yuan(amount)} in {_window_words(tiers)} stayed below {held.name}'s threshold "
         f"{held.threshold:.2f} through the grace period ({tiers.grace_days} days)"
     )
-    await _change(conn, member_id, held, reached, amount, reason, now)
+    await _change(conn, member_id, AfterPurchase(held, reached, reason), amount, now)
     await _set(
         conn, member_id, True, now, level=reached.level, since=now, grace_until=None, review_at=next_review(now, zone)
     )
