@@ -245,8 +245,8 @@ async def _open_txn(
 
     Returns its id and the transaction as the caller will see it, so no command has to read it back.
     """
-    public_id = new_id("txn", 12)
-    row = {"public_id": public_id, "idempotency_key": key, "request_hash": request_hash, **values}
+    row = {"public_id": values.pop("public_id", None) or new_id("txn", 12), "idempotency_key": key,
+           "request_hash": request_hash, **values}  # fmt: skip
     txn_id = await conn.scalar(_CLAIM[conn.dialect.name].values(**row))
     if txn_id is None:
         raise ClaimLost()
@@ -548,69 +548,87 @@ async def earn(conn: AsyncConnection, partner_id: int, cmd: Earn, now: datetime,
     return await earn_for_member(conn, partner_id, member_id, cmd, now, policy)
 
 
+@dataclass(frozen=True)
+class EarnPlan:
+    """The rows one earn writes, planned once (`plan_earn`): `earn_for_member` writes them with statements, the
+    import (purchases/bulk.py) with COPY."""
+
+    txn: dict[str, Any]  # ledger_txn, without its id
+    movements: list[Movement]
+    lot: dict[str, Any]  # point_lot, without earn_txn_id
+    event: outbox.Event
+    pending: bool
+
+
+def plan_earn(
+    partner_id: int, member_id: int, cmd: Earn, now: datetime, policy: PointsPolicy, *, prepaid: bool, public_id: str
+) -> EarnPlan:
+    """Award `cmd.points` from the issuer (its prepaid balance, never below zero, or its issuing account) to the
+    member: available at once, or pending until `pending_until` if that is still to come, in a lot of their own."""
+    pending = cmd.pending_until is not None and cmd.pending_until > now
+    available_at = cmd.pending_until if pending and cmd.pending_until else now
+    source = (
+        Movement(partner_account(PARTNER_PREPAID, partner_id), -cmd.points, floor=0,
+                 floor_error="PREPAID_BALANCE_EXHAUSTED")
+        if prepaid
+        else Movement(partner_account(PARTNER_ISSUING, partner_id), -cmd.points)
+    )  # fmt: skip
+    return EarnPlan(
+        txn={
+            "public_id": public_id,
+            "idempotency_key": cmd.idempotency_key,
+            "request_hash": fingerprint(cmd),
+            "kind": "earn",
+            "status": "PENDING" if pending else "POSTED",
+            "partner_id": partner_id,
+            "member_id": member_id,
+            "points": cmd.points,
+            "reference": cmd.reference,
+            "reason": cmd.reason,
+            "pending_until": cmd.pending_until if pending else None,
+            "created_at": now,
+        },
+        movements=[
+            Movement(member_account(MEMBER_PENDING if pending else MEMBER_AVAILABLE, member_id), cmd.points),
+            source,
+        ],
+        lot={
+            "member_id": member_id,
+            "issuer_id": partner_id,
+            "status": "pending" if pending else "available",
+            "amount": cmd.points,
+            "remaining": cmd.points,
+            "available_at": available_at,
+            "expires_at": policy.expiry.expires_at(available_at, policy.zone),
+            "created_at": now,
+        },
+        event=outbox.Event(
+            "points.pending" if pending else "points.earned",
+            member_id,
+            partner_id,
+            {"transactionId": public_id, "points": cmd.points},
+        ),
+        pending=pending,
+    )
+
+
 async def earn_for_member(
     conn: AsyncConnection, partner_id: int, member_id: int, cmd: Earn, now: datetime, policy: PointsPolicy
 ) -> Txn:
     """`earn` for a member the caller already resolved under its own consent rule (a purchase, an activity)."""
     _check_points(cmd.points)
-    pending = cmd.pending_until is not None and cmd.pending_until > now
-    available_at = cmd.pending_until if pending and cmd.pending_until else now
-    txn_id, txn = await _open_txn(
-        conn,
-        key=cmd.idempotency_key,
-        request_hash=fingerprint(cmd),
-        kind="earn",
-        status="PENDING" if pending else "POSTED",
-        partner_id=partner_id,
-        member_id=member_id,
-        points=cmd.points,
-        reference=cmd.reference,
-        reason=cmd.reason,
-        pending_until=cmd.pending_until if pending else None,
-        created_at=now,
-    )
     prepaid = await _billing(conn, partner_id) == "prepaid"
-    await _post(
-        conn,
-        txn_id,
-        [
-            Movement(member_account(MEMBER_PENDING if pending else MEMBER_AVAILABLE, member_id), cmd.points),
-            Movement(
-                partner_account(PARTNER_PREPAID, partner_id),
-                -cmd.points,
-                floor=0,
-                floor_error="PREPAID_BALANCE_EXHAUSTED",
-            )
-            if prepaid
-            else Movement(partner_account(PARTNER_ISSUING, partner_id), -cmd.points),
-        ],
-        now,
-    )
-    lot_id = await conn.scalar(
-        insert(point_lot)
-        .values(
-            member_id=member_id,
-            issuer_id=partner_id,
-            earn_txn_id=txn_id,
-            status="pending" if pending else "available",
-            amount=cmd.points,
-            remaining=cmd.points,
-            available_at=available_at,
-            expires_at=policy.expiry.expires_at(available_at, policy.zone),
-            created_at=now,
-        )
-        .returning(point_lot.c.id)
-    )
-    if not pending:
+    plan = plan_earn(partner_id, member_id, cmd, now, policy, prepaid=prepaid, public_id=new_id("txn", 12))
+    row = dict(plan.txn)
+    txn_id, txn = await _open_txn(conn, key=row.pop("idempotency_key"), request_hash=row.pop("request_hash"), **row)
+    await _post(conn, txn_id, plan.movements, now)
+    lot_id = await conn.scalar(insert(point_lot).values(earn_txn_id=txn_id, **plan.lot).returning(point_lot.c.id))
+    if not plan.pending:
         assert lot_id is not None
         await _repay_debt(conn, txn_id, member_id, [lot_id], now)
+    event = plan.event
     await outbox.record(
-        conn,
-        "points.pending" if pending else "points.earned",
-        now=now,
-        member_id=member_id,
-        partner_id=partner_id,
-        payload={"transactionId": txn.public_id, "points": cmd.points},
+        conn, event.type, now=now, member_id=event.member_id, partner_id=event.partner_id, payload=event.payload
     )
     return txn
 

@@ -29,9 +29,6 @@ from hub.members.models import member
 from hub.partners.models import partner_terms
 from hub.points import ledger
 from hub.points.models import (
-    MEMBER_AVAILABLE,
-    MEMBER_PENDING,
-    PARTNER_ISSUING,
     UNIT,
     ledger_account,
     ledger_entry,
@@ -247,7 +244,6 @@ def _compute(
     zone = policy.zone
     tiers_now = programme.at(now).tiers
     window = tiers.window_start(tiers_now, now, zone)
-    issuing = ledger.partner_account(PARTNER_ISSUING, partner_id).code
     review = tiers.next_review(now, zone)
     for cmd, lines, digest in batch:
         state = members[views[cmd.member_id].member_id]
@@ -291,67 +287,28 @@ def _compute(
                 }
             )
         if points > 0:
-            pending_until = cmd.occurred_at + timedelta(days=version.return_window_days)
-            pending = pending_until > now
-            available_at = pending_until if pending else now
             earn_cmd = ledger.Earn(
                 cmd.member_id,
                 points,
                 f"purchase {cmd.reference}",
                 cmd.reference,
-                pending_until,
+                cmd.occurred_at + timedelta(days=version.return_window_days),
                 f"purchase:{cmd.idempotency_key}",
             )
-            txn_public_id = txn_ids.next()
+            plan = ledger.plan_earn(
+                partner_id, state.member_id, earn_cmd, now, policy, prepaid=False, public_id=txn_ids.next()
+            )
             txn_index = len(rows.txns)
             rows.purchases[index]["earn_txn_id"] = txn_index
-            rows.txns.append(
-                {
-                    "public_id": txn_public_id,
-                    "kind": "earn",
-                    "status": "PENDING" if pending else "POSTED",
-                    "partner_id": partner_id,
-                    "member_id": state.member_id,
-                    "points": points,
-                    "reference": cmd.reference,
-                    "reason": earn_cmd.reason,
-                    "idempotency_key": earn_cmd.idempotency_key,
-                    "request_hash": fingerprint(earn_cmd),
-                    "pending_until": pending_until if pending else None,
-                    "created_at": now,
-                }
-            )
-            kind = MEMBER_PENDING if pending else MEMBER_AVAILABLE
-            code = ledger.member_account(kind, state.member_id).code
-            totals = rows.balances[(code, kind, state.member_id)]
-            totals[0] += points
-            totals[1] += 1
-            rows.entries += [
-                {"txn": txn_index, "account": code, "amount": points},
-                {"txn": txn_index, "account": issuing, "amount": -points},
-            ]
-            rows.lots.append(
-                {
-                    "member_id": state.member_id,
-                    "issuer_id": partner_id,
-                    "txn": txn_index,
-                    "status": "pending" if pending else "available",
-                    "amount": points,
-                    "remaining": points,
-                    "available_at": available_at,
-                    "expires_at": policy.expiry.expires_at(available_at, zone),
-                    "created_at": now,
-                }
-            )
-            rows.events.append(
-                _event(
-                    "points.pending" if pending else "points.earned",
-                    state.member_id,
-                    partner_id,
-                    {"transactionId": txn_public_id, "points": points},
-                    now,
-                )
-            )
+            rows.txns.append(plan.txn)
+            for movement in plan.movements:
+                rows.entries.append({"txn": txn_index, "account": movement.account.code, "amount": movement.amount})
+                if movement.account.member_id is not None:  # the member's cached balance, added up per batch
+                    totals = rows.balances[(movement.account.code, movement.account.kind, state.member_id)]
+                    totals[0] += movement.amount
+                    totals[1] += 1
+            rows.lots.append({**plan.lot, "txn": txn_index})
+            rows.events.append(_event(plan.event.type, state.member_id, partner_id, plan.event.payload, now))
         # The tier, exactly as `tiers.upgrade_if_due` would move it after this purchase.
         if window is None or cmd.occurred_at > window:
             state.growth += qualifying
