@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, text
@@ -251,64 +251,28 @@ def _compute(
         level = version.tiers.by_number(state.level)
         birthday = earning.in_birthday_month(state.birthday, cmd.occurred_at, zone)
         per_line, points, qualifying = earning.earn(version, lines, level, birthday)
-        purchase_public_id = purchase_ids.next()
+        plan = service.plan_purchase(
+            partner_id, state.member_id, cmd, lines, (per_line, points, qualifying), level.level, version, digest, now,
+            public_id=purchase_ids.next(),
+        )  # fmt: skip
         index = len(rows.purchases)
-        rows.purchases.append(
-            {
-                "public_id": purchase_public_id,
-                "partner_id": partner_id,
-                "member_id": state.member_id,
-                "reference": cmd.reference,
-                "store_id": cmd.store_id,
-                "occurred_at": cmd.occurred_at,
-                "amount": sum(line.amount for line in lines),
-                "qualifying": qualifying,
-                "points": points,
-                "tier_level": level.level,
-                "earn_txn_id": None,
-                "idempotency_key": cmd.idempotency_key,
-                "request_hash": digest,
-                "created_at": now,
-            }
-        )
-        for n, (line, e) in enumerate(zip(lines, per_line, strict=True)):
-            rows.lines.append(
-                {
-                    "purchase": index,
-                    "line_no": n,
-                    "sku": line.sku,
-                    "category": line.category,
-                    "amount": line.amount,
-                    "quantity": line.quantity,
-                    "prescription": line.prescription,
-                    "insurer_paid": line.insurer_paid,
-                    "qualifying": e.qualifying,
-                    "points": e.points,
-                }
-            )
-        if points > 0:
-            earn_cmd = ledger.Earn(
-                cmd.member_id,
-                points,
-                f"purchase {cmd.reference}",
-                cmd.reference,
-                cmd.occurred_at + timedelta(days=version.return_window_days),
-                f"purchase:{cmd.idempotency_key}",
-            )
-            plan = ledger.plan_earn(
-                partner_id, state.member_id, earn_cmd, now, policy, prepaid=False, public_id=txn_ids.next()
+        rows.purchases.append({**plan.purchase, "earn_txn_id": None})
+        rows.lines += [{"purchase": index, **line} for line in plan.lines]
+        if plan.earn is not None:
+            earned = ledger.plan_earn(
+                partner_id, state.member_id, plan.earn, now, policy, prepaid=False, public_id=txn_ids.next()
             )
             txn_index = len(rows.txns)
             rows.purchases[index]["earn_txn_id"] = txn_index
-            rows.txns.append(plan.txn)
-            for movement in plan.movements:
+            rows.txns.append(earned.txn)
+            for movement in earned.movements:
                 rows.entries.append({"txn": txn_index, "account": movement.account.code, "amount": movement.amount})
                 if movement.account.member_id is not None:  # the member's cached balance, added up per batch
                     totals = rows.balances[(movement.account.code, movement.account.kind, state.member_id)]
                     totals[0] += movement.amount
                     totals[1] += 1
-            rows.lots.append({**plan.lot, "txn": txn_index})
-            rows.events.append(_event(plan.event.type, state.member_id, partner_id, plan.event.payload, now))
+            rows.lots.append({**earned.lot, "txn": txn_index})
+            rows.events.append(_event(earned.event.type, state.member_id, partner_id, earned.event.payload, now))
         # The tier, exactly as `tiers.upgrade_if_due` would move it after this purchase.
         if window is None or cmd.occurred_at > window:
             state.growth += qualifying
@@ -320,15 +284,7 @@ def _compute(
             state.changed = True
         elif move is not None:
             state.grace_until, state.review_at, state.changed = None, review, True
-        rows.events.append(
-            _event(
-                "purchase.recorded",
-                state.member_id,
-                partner_id,
-                {"purchaseId": purchase_public_id, "reference": cmd.reference, "points": points},
-                now,
-            )
-        )
+        rows.events.append(_event(plan.event.type, state.member_id, partner_id, plan.event.payload, now))
     return rows
 
 

@@ -29,7 +29,7 @@ from hub.points import ledger
 from hub.points.models import ledger_txn
 from hub.points.policy import PointsPolicy
 from hub.programme import earning
-from hub.programme.config import Programme
+from hub.programme.config import Programme, Version
 from hub.purchases.models import purchase, purchase_line, purchase_refund
 from hub.rewards import claims
 from hub.rewards import quote as quotes
@@ -186,33 +186,68 @@ async def record(
         per_line = [earning.LineEarning(qualifying, points) for _, qualifying, points in quoted.lines]
         points, qualifying = quoted.points, quoted.qualifying
         lines = [replace(line, amount=paid) for line, (paid, _, _) in zip(lines, quoted.lines, strict=True)]
-    amount = sum(line.amount for line in lines)
-
-    public_id = new_id("pur", 12)
-    purchase_id = await conn.scalar(
-        insert(purchase)
-        .values(
-            public_id=public_id,
-            partner_id=partner_id,
-            member_id=view.member_id,
-            reference=cmd.reference,
-            store_id=cmd.store_id,
-            occurred_at=cmd.occurred_at,
-            amount=amount,
-            qualifying=qualifying,
-            points=points,
-            tier_level=level.level,
-            idempotency_key=cmd.idempotency_key,
-            request_hash=digest,
-            created_at=now,
-        )
-        .returning(purchase.c.id)
+    plan = plan_purchase(
+        partner_id, view.member_id, cmd, lines, (per_line, points, qualifying), level.level, version, digest, now,
+        public_id=new_id("pur", 12),
+    )  # fmt: skip
+    purchase_id = await conn.scalar(insert(purchase).values(**plan.purchase).returning(purchase.c.id))
+    await conn.execute(insert(purchase_line), [{"purchase_id": purchase_id, **row} for row in plan.lines])
+    if plan.earn is not None:
+        earned = await ledger.earn_for_member(conn, partner_id, view.member_id, plan.earn, now, policy)
+        txn_pk = await conn.scalar(select(ledger_txn.c.id).where(ledger_txn.c.public_id == earned.public_id))
+        await conn.execute(update(purchase).where(purchase.c.id == purchase_id).values(earn_txn_id=txn_pk))
+    await tiers.upgrade_if_due(conn, view.member_id, programme.at(now), now, zone)
+    event = plan.event
+    await outbox.record(
+        conn, event.type, now=now, member_id=event.member_id, partner_id=event.partner_id, payload=event.payload
     )
-    await conn.execute(
-        insert(purchase_line),
-        [
+    return Purchase(plan.purchase["public_id"], cmd.reference, view.member_id, points, qualifying, plan.amount, 0)
+
+
+@dataclass(frozen=True)
+class PurchasePlan:
+    """The rows one purchase writes, planned once: `record` writes them with statements, the import many at once."""
+
+    purchase: dict[str, Any]  # without its id and earn_txn_id
+    lines: list[dict[str, Any]]  # purchase_line, without purchase_id
+    earn: ledger.Earn | None  # the points it earns, pending for the return window (ledger.plan_earn plans them)
+    event: outbox.Event
+    amount: int
+
+
+def plan_purchase(
+    partner_id: int,
+    member_id: int,
+    cmd: RecordPurchase,
+    lines: Sequence[earning.Line],
+    earned: tuple[Sequence[earning.LineEarning], int, int],  # per line, points, qualifying spend: earning.earn's
+    tier_level: int,
+    version: Version,
+    digest: str,
+    now: datetime,
+    *,
+    public_id: str,
+) -> PurchasePlan:
+    per_line, points, qualifying = earned
+    amount = sum(line.amount for line in lines)
+    return PurchasePlan(
+        purchase={
+            "public_id": public_id,
+            "partner_id": partner_id,
+            "member_id": member_id,
+            "reference": cmd.reference,
+            "store_id": cmd.store_id,
+            "occurred_at": cmd.occurred_at,
+            "amount": amount,
+            "qualifying": qualifying,
+            "points": points,
+            "tier_level": tier_level,
+            "idempotency_key": cmd.idempotency_key,
+            "request_hash": digest,
+            "created_at": now,
+        },
+        lines=[
             {
-                "purchase_id": purchase_id,
                 "line_no": i,
                 "sku": line.sku,
                 "category": line.category,
@@ -225,35 +260,24 @@ async def record(
             }
             for i, (line, e) in enumerate(zip(lines, per_line, strict=True))
         ],
-    )
-    if points > 0:
-        earned = await ledger.earn_for_member(
-            conn,
-            partner_id,
-            view.member_id,
-            ledger.Earn(
-                cmd.member_id,
-                points,
-                f"purchase {cmd.reference}",
-                cmd.reference,
-                cmd.occurred_at + timedelta(days=version.return_window_days),
-                f"purchase:{cmd.idempotency_key}",
-            ),
-            now,
-            policy,
+        earn=ledger.Earn(
+            cmd.member_id,
+            points,
+            f"purchase {cmd.reference}",
+            cmd.reference,
+            cmd.occurred_at + timedelta(days=version.return_window_days),
+            f"purchase:{cmd.idempotency_key}",
         )
-        txn_pk = await conn.scalar(select(ledger_txn.c.id).where(ledger_txn.c.public_id == earned.public_id))
-        await conn.execute(update(purchase).where(purchase.c.id == purchase_id).values(earn_txn_id=txn_pk))
-    await tiers.upgrade_if_due(conn, view.member_id, programme.at(now), now, zone)
-    await outbox.record(
-        conn,
-        "purchase.recorded",
-        now=now,
-        member_id=view.member_id,
-        partner_id=partner_id,
-        payload={"purchaseId": public_id, "reference": cmd.reference, "points": points},
+        if points > 0
+        else None,
+        event=outbox.Event(
+            "purchase.recorded",
+            member_id,
+            partner_id,
+            {"purchaseId": public_id, "reference": cmd.reference, "points": points},
+        ),
+        amount=amount,
     )
-    return Purchase(public_id, cmd.reference, view.member_id, points, qualifying, amount, 0)
 
 
 def _left_points(points: int, amount: int, refunded: int) -> int:
