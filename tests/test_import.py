@@ -17,6 +17,7 @@ from hub.clock import FrozenClock
 from hub.consent.models import consent
 from hub.events.models import event
 from hub.members.models import member, member_claim, member_link
+from hub.points.models import point_lot
 from hub.points.verify import verify
 from hub.purchases.models import purchase
 from hub.state import Hub
@@ -82,7 +83,17 @@ async def state_of(hub: Hub, member_ids: list[int]) -> list[tuple[Any, ...]]:
         for member_id in member_ids:
             balances = await queries.balances(conn, member_id)
             level = await conn.scalar(select(member_tier.c.level).where(member_tier.c.member_id == member_id))
-            result.append((balances.available, balances.pending, balances.lifetime_earned, level or 0))
+            # What remains, by when it becomes available and when it expires (the issuer is each twin's own).
+            lots = await conn.execute(
+                select(point_lot.c.status, point_lot.c.available_at, point_lot.c.expires_at,
+                       func.sum(point_lot.c.remaining))
+                .where(point_lot.c.member_id == member_id)
+                .group_by(point_lot.c.status, point_lot.c.available_at, point_lot.c.expires_at)
+                .order_by(point_lot.c.status, point_lot.c.available_at, point_lot.c.expires_at)
+            )  # fmt: skip
+            result.append(
+                (balances.available, balances.pending, balances.lifetime_earned, level or 0, [tuple(r) for r in lots])
+            )
     return result
 
 
@@ -238,7 +249,8 @@ async def test_import_rejects_resumes_and_matches_the_api(
                 changes.append([tuple(r) for r in found])
             assert changes[0] == changes[1]
     assert per_partner[0] == per_partner[1]
-    assert any(level > 0 for *_, level in imported)  # the history is big enough to move tiers
+    assert any(level > 0 for *_, level, _lots in imported)  # the history is big enough to move tiers
+    assert all(lots for *_, lots in imported)
 
 
 def test_import_cli_with_progress_and_json(fresh_database_url: str, tmp_path: Path) -> None:
