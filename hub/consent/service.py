@@ -219,9 +219,7 @@ async def grant(
         )
     await conn.execute(insert(consent_event).values(consent_id=consent_pk, **event_row))
     await profiling.consent_changed(conn, member_id, partner_id, permissions)
-    await outbox.record(
-        conn, notice.type, now=now, member_id=notice.member_id, partner_id=notice.partner_id, payload=notice.payload
-    )
+    await outbox.record_event(conn, notice, now=now)
     assert consent_pk is not None
     return Granted(int(consent_pk), public_id)
 

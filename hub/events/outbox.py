@@ -36,15 +36,17 @@ class Event:
     partner_id: int | None = None
     payload: dict[str, Any] = field(default_factory=dict)
 
+    def row(self, now: datetime) -> dict[str, Any]:
+        """Its outbox row, as written at `now`."""
+        return {"type": self.type, "member_id": self.member_id, "partner_id": self.partner_id,
+                "payload": self.payload, "occurred_at": now}  # fmt: skip
+
+
+async def record_event(conn: AsyncConnection, planned: Event, *, now: datetime) -> None:
+    """An event a command planned with its rows (ledger.plan_earn, purchases.plan_purchase, consent.first_grant)."""
+    await conn.execute(insert(event).values(**planned.row(now)))
+
 
 async def record_many(conn: AsyncConnection, events: list[Event], *, now: datetime) -> None:
     """Many events in one write (a batch job's notices), as `record` writes one."""
-    await bulk_insert(
-        conn,
-        event,
-        [
-            {"type": e.type, "member_id": e.member_id, "partner_id": e.partner_id, "payload": e.payload,
-             "occurred_at": now}
-            for e in events
-        ],
-    )  # fmt: skip
+    await bulk_insert(conn, event, [e.row(now) for e in events])

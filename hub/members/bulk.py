@@ -131,13 +131,7 @@ async def _write(
         consent_rows.append({"id": consent_id, **first.consent})
         consent_events.append({"consent_id": consent_id, **first.event})
         events += [
-            {
-                "type": first.outbox.type,
-                "member_id": member_id,
-                "partner_id": partner_id,
-                "payload": first.outbox.payload,
-                "occurred_at": now,
-            },
+            first.outbox.row(now),
             {
                 "type": "member.enrolled",
                 "member_id": member_id,

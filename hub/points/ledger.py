@@ -626,10 +626,7 @@ async def earn_for_member(
     if not plan.pending:
         assert lot_id is not None
         await _repay_debt(conn, txn_id, member_id, [lot_id], now)
-    event = plan.event
-    await outbox.record(
-        conn, event.type, now=now, member_id=event.member_id, partner_id=event.partner_id, payload=event.payload
-    )
+    await outbox.record_event(conn, plan.event, now=now)
     return txn
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.db import UtcDateTime, among, bulk_insert, reserve_ids
 from hub.errors import DomainError
+from hub.events import outbox
 from hub.events.models import event
 from hub.idempotency import conflict, fingerprint
 from hub.ids import new_ids
@@ -272,26 +273,20 @@ def _compute(
                     totals[0] += movement.amount
                     totals[1] += 1
             rows.lots.append({**earned.lot, "txn": txn_index})
-            rows.events.append(_event(earned.event.type, state.member_id, partner_id, earned.event.payload, now))
+            rows.events.append(earned.event.row(now))
         # The tier, exactly as `tiers.upgrade_if_due` would move it after this purchase.
         if window is None or cmd.occurred_at > window:
             state.growth += qualifying
         move = tiers.after_purchase(tiers_now, state.level, state.growth, state.grace_until)
         if move is not None and move.reached is not None:
             rows.changes.append(tiers.change_row(state.member_id, move, state.growth, now))
-            rows.events.append(_event("tier.changed", state.member_id, None, move.payload, now))
+            rows.events.append(outbox.Event("tier.changed", state.member_id, None, move.payload).row(now))
             state.level, state.since, state.grace_until, state.review_at = move.reached.level, now, None, review
             state.changed = True
         elif move is not None:
             state.grace_until, state.review_at, state.changed = None, review, True
-        rows.events.append(_event(plan.event.type, state.member_id, partner_id, plan.event.payload, now))
+        rows.events.append(plan.event.row(now))
     return rows
-
-
-def _event(
-    type_: str, member_id: int, partner_id: int | None, payload: dict[str, Any], now: datetime
-) -> dict[str, Any]:
-    return {"type": type_, "member_id": member_id, "partner_id": partner_id, "payload": payload, "occurred_at": now}
 
 
 def _account_upsert(dialect: str) -> Any:

@@ -197,10 +197,7 @@ async def record(
         txn_pk = await conn.scalar(select(ledger_txn.c.id).where(ledger_txn.c.public_id == earned.public_id))
         await conn.execute(update(purchase).where(purchase.c.id == purchase_id).values(earn_txn_id=txn_pk))
     await tiers.upgrade_if_due(conn, view.member_id, programme.at(now), now, zone)
-    event = plan.event
-    await outbox.record(
-        conn, event.type, now=now, member_id=event.member_id, partner_id=event.partner_id, payload=event.payload
-    )
+    await outbox.record_event(conn, plan.event, now=now)
     return Purchase(plan.purchase["public_id"], cmd.reference, view.member_id, points, qualifying, plan.amount, 0)
 
 

@@ -53,7 +53,7 @@ class Claim:
     quantity: int
     points: int
     value: int  # fen
-    code: str  # XXXXX-XXXXX-C: shown to the member and the claiming partner only
+    code: str  # as `codes.display` shows it; for the member and the claiming partner only
     code_last4: str
     expires_at: datetime
     created_at: datetime

@@ -1,4 +1,4 @@
-"""Coupon codes: 10 symbols of Crockford base32 (50 bits) and a mod-37 check symbol, shown `XXXXX-XXXXX-C`.
+"""Coupon codes: 10 symbols of Crockford base32 (50 bits) and a mod-37 check symbol, shown `7K3M9-Q2XTB-N`.
 
 A claim's code is derived from its id under the rewards key (HUB_KEYS_DIR, never the database), so the hub can
 show it again to the member and the claiming partner, while the database keeps only an HMAC of it under a second

@@ -178,7 +178,7 @@ class RewardClaim:
     points: int = strawberry.field(description="Points held for it (captured when redeemed)")
     value: Decimal = strawberry.field(description="Yuan: face value × quantity")
     code: str | None = strawberry.field(
-        description="The coupon code (XXXXX-XXXXX-C): shown only to the partner that claimed it"
+        description="The coupon code (like 7K3M9-Q2XTB-N): shown only to the partner that claimed it"
     )
     code_last4: str
     expires_at: dt.datetime
